@@ -1,0 +1,152 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations must produce exactly this; a test checks it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on SQLite (which has no time zones) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("workspace_id", String(36), ForeignKey("workspaces.id"), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("personal", Boolean, nullable=False, default=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("workspace_id", String(36), ForeignKey("workspaces.id"), nullable=False),
+    Column("title", String(500), nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("recording_type", String(20), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=True),
+    Column("started_at", UtcDateTime(), nullable=True),
+    Column("stopped_at", UtcDateTime(), nullable=True),
+    Column("paused_at", UtcDateTime(), nullable=True),
+    Column("paused_ms", BigInteger, nullable=False, default=0),
+    Column("duration_ms", BigInteger, nullable=True),
+    Column("client_duration_ms", BigInteger, nullable=True),
+    Column("max_duration_ms", BigInteger, nullable=False),
+    Column("segment_count", Integer, nullable=False, default=0),
+    Column("stop_reason", String(30), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("client_metadata", JSON, nullable=False),
+    Column("upload_key", String(500), nullable=True),
+    Column("upload_size", BigInteger, nullable=True),
+    Column("prepare_expires_at", UtcDateTime(), nullable=True),
+    Column("grace_expires_at", UtcDateTime(), nullable=True),
+    Column("upload_expires_at", UtcDateTime(), nullable=True),
+    # Derived from the deadlines above and kept in step by the repository, so the sweeper's query is one index scan.
+    Column("deadline_at", UtcDateTime(), nullable=True, index=True),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("version", Integer, nullable=False),
+    Index("ix_recordings_owner_created", "owner_id", "created_at", "id"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("recording_id", String(36), ForeignKey("recordings.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("length", BigInteger, nullable=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("parts", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    Column("completed_at", UtcDateTime(), nullable=True),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(100), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("time", UtcDateTime(), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("dispatched_at", UtcDateTime(), nullable=True, index=True),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+)

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket interface: routers, schemas and the app factory."""

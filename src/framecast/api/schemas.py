@@ -1,0 +1,62 @@
+"""Wire shapes of the REST API. Pydantic models here are never domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from framecast.domain.recordings import RecordingStatus, RecordingType
+
+MAX_SETTINGS_KEYS = 100
+
+
+class RecordingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=10_000)
+    recording_type: RecordingType
+    settings: dict[str, Any] = Field(default_factory=dict, max_length=MAX_SETTINGS_KEYS)
+
+
+class RecordingPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class Playback(BaseModel):
+    hls_url: str | None = None
+    poster_url: str | None = None
+
+
+class RecordingOut(BaseModel):
+    id: str
+    status: RecordingStatus
+    title: str
+    description: str
+    recording_type: RecordingType
+    settings: dict[str, Any]
+    duration_ms: int | None = Field(description="Server-measured, pauses excluded; null until stopped.")
+    client_duration_ms: int | None = Field(description="What the client reported at stop, kept for comparison.")
+    segment_count: int
+    created_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    updated_at: datetime | None
+    stop_reason: str | None
+    failure_reason: str | None
+    max_duration_ms: int
+    processing: dict[str, Any] | None = Field(default=None, description="Progress of processing stages, when any.")
+    share_url: str
+    playback: Playback
+    ws_url: str | None = Field(default=None, description="Control channel with a fresh ticket, while it is open.")
+    upload_url: str | None = Field(default=None, description="tus creation URL for this recording, while UPLOADING.")
+
+
+class RecordingPage(BaseModel):
+    items: list[RecordingOut]
+    next_cursor: str | None

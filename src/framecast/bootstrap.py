@@ -1,0 +1,123 @@
+"""The composition root: settings -> adapters -> services. The only module that names concrete adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from framecast.adapters.blobs.files import FileBlobStore
+from framecast.adapters.bus.memory import MemoryEventBus
+from framecast.adapters.clock import SystemClock
+from framecast.adapters.live.memory import MemoryLiveState
+from framecast.adapters.sql.database import SqlUnitOfWork, create_engine
+from framecast.adapters.sql.migrate import upgrade_async
+from framecast.ports import Clock, LiveState, UnitOfWorkFactory
+from framecast.services.events import OutboxRelay
+from framecast.services.recordings import RecordingService
+from framecast.services.tickets import Tickets
+from framecast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Everything a running framecast process uses, built once from settings."""
+
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    uow: UnitOfWorkFactory
+    live: LiveState
+    blobs: FileBlobStore
+    bus: MemoryEventBus
+    relay: OutboxRelay
+    tickets: Tickets
+    recordings: RecordingService
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def ping_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    def start_background(self) -> None:
+        """Start the loops every instance runs: outbox relay and deadline sweeper (both safe to run anywhere)."""
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="deadline-sweeper"))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.recordings.sweep()
+            except Exception:
+                log.exception("deadline sweep failed; retrying")
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.live.close()
+        await self.engine.dispose()
+
+
+async def build_container(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Container:
+    """Connect to what `settings` name (migrating the database first unless told not to) and wire the services."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if migrate:
+        await upgrade_async(url)
+    clock = clock or SystemClock()
+    engine = create_engine(url)
+    bus = MemoryEventBus()
+    relay: OutboxRelay
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, on_events=relay.wake)
+
+    relay = OutboxRelay(uow=uow, bus=bus, clock=clock)
+    live = await _live_state(settings)
+    blobs = FileBlobStore(settings.data_dir / "blobs")
+    recordings = RecordingService(
+        uow=uow, clock=clock, limits=settings.limits, live=live, blobs=blobs, instance_id=settings.instance_id
+    )
+    return Container(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        uow=uow,
+        live=live,
+        blobs=blobs,
+        bus=bus,
+        relay=relay,
+        tickets=Tickets(secret_key=settings.resolved_secret_key(), clock=clock),
+        recordings=recordings,
+    )
+
+
+async def _live_state(settings: Settings) -> LiveState:
+    if settings.redis_url:
+        from framecast.adapters.live.redis import connect_redis_live_state
+
+        return connect_redis_live_state(settings.redis_url, prefix=settings.redis_prefix)
+    return MemoryLiveState()
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Container]:
+    """A container with its background loops, closed on exit."""
+    container = await build_container(settings, clock=clock)
+    container.start_background()
+    try:
+        yield container
+    finally:
+        await container.aclose()

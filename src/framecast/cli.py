@@ -1,0 +1,134 @@
+"""The `framecast` command line: serve, migrate, token."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from framecast import __version__
+from framecast.settings import Settings
+
+app = typer.Typer(
+    help="framecast: record, get a link that plays, share it with exactly who you choose.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Home of the embedded default (FRAMECAST_DATA_DIR).")]
+
+
+def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    settings = Settings()
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return settings.model_copy(update=values)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"framecast {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """framecast."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (FRAMECAST_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (FRAMECAST_PORT).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the server (API, control channel, uploads) with its background workers."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    asyncio.run(_serve(_settings(data_dir, host=host, port=port)))
+
+
+async def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from framecast.api.app import create_app
+    from framecast.bootstrap import build_container
+    from framecast.services.accounts import bootstrap_owner
+
+    container = await build_container(settings)
+    try:
+        token = await bootstrap_owner(uow=container.uow, clock=container.clock, email=settings.owner_email)
+        err.print(f"[bold green]framecast[/] {__version__} on [bold]{settings.resolved_public_url}[/]")
+        if token:
+            err.print(f"First start: created [bold]{settings.owner_email}[/]. API token (shown once):")
+            print(token, flush=True)
+        config = uvicorn.Config(
+            create_app(container),
+            host=settings.host,
+            port=settings.port,
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            ws_max_size=1024 * 1024,
+            ws_ping_interval=settings.ws_ping_interval_seconds,
+            ws_ping_timeout=settings.ws_ping_interval_seconds,
+            lifespan="on",
+            log_level="info",
+            access_log=False,
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        await container.aclose()
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Bring the database schema up to date (serve also does this on start)."""
+    from framecast.adapters.sql.migrate import upgrade
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    err.print("database is up to date")
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Option(help="The user's email; the user is created if needed.")],
+    name: Annotated[str, typer.Option(help="A label for the token.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API token for EMAIL and print only the token on stdout."""
+    try:
+        token = asyncio.run(_token_create(_settings(data_dir), email=email, name=name))
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    print(token)
+
+
+async def _token_create(settings: Settings, *, email: str, name: str) -> str:
+    from framecast.bootstrap import build_container
+    from framecast.services.accounts import create_token, ensure_user
+
+    container = await build_container(settings)
+    try:
+        user = await ensure_user(uow=container.uow, clock=container.clock, email=email)
+        return await create_token(uow=container.uow, clock=container.clock, user=user, name=name)
+    finally:
+        await container.aclose()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,225 @@
+"""Ports: the small Protocols that services depend on. Adapters implement them; bootstrap picks which."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from framecast.domain.events import DomainEvent
+from framecast.domain.recordings import Recording, RecordingStatus
+from framecast.domain.uploads import Upload
+from framecast.domain.users import ApiToken, User
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+
+# -- persistence ---------------------------------------------------------------------------------------------------
+
+
+class RecordingRepository(Protocol):
+    async def add(self, recording: Recording) -> None: ...
+
+    async def get(self, recording_id: str, *, owner_id: str | None = None) -> Recording:
+        """Load a recording; raises NotFound when absent or (with owner_id) owned by someone else."""
+        ...
+
+    async def save(self, recording: Recording) -> None:
+        """Write changes; raises ConcurrentUpdate when another writer got there first."""
+        ...
+
+    async def delete(self, recording: Recording) -> None: ...
+
+    async def list(
+        self, *, owner_id: str, status: RecordingStatus | None, limit: int, before: tuple[datetime, str] | None
+    ) -> Sequence[Recording]:
+        """Newest first; `before` is the (created_at, id) of the last item of the previous page."""
+        ...
+
+    async def due(self, *, at: datetime, limit: int) -> Sequence[str]:
+        """Ids of recordings with a deadline at or before `at`."""
+        ...
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None: ...
+
+    async def by_email(self, email: str) -> User | None: ...
+
+    async def get(self, user_id: str) -> User: ...
+
+    async def count(self) -> int: ...
+
+    async def add_token(self, token: ApiToken) -> None: ...
+
+    async def by_token_hash(self, token_hash: str) -> User | None: ...
+
+
+class UploadRepository(Protocol):
+    async def add(self, upload: Upload) -> None: ...
+
+    async def get(self, upload_id: str) -> Upload:
+        """Raises NotFound."""
+        ...
+
+    async def save(self, upload: Upload) -> None: ...
+
+    async def delete(self, upload: Upload) -> None: ...
+
+    async def expired(self, *, at: datetime, limit: int) -> Sequence[str]:
+        """Ids of unfinished uploads whose expiry has passed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    position: int
+    event: DomainEvent
+
+
+class Outbox(Protocol):
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        """Store events in the current transaction; they are dispatched only once it commits."""
+        ...
+
+    async def pending(self, *, limit: int) -> Sequence[OutboxEntry]:
+        """Committed events not yet dispatched, in commit order."""
+        ...
+
+    async def mark_dispatched(self, positions: Sequence[int], *, at: datetime) -> None: ...
+
+    async def claim_for(self, consumer: str, event_id: str) -> bool:
+        """Record that `consumer` handled `event_id`; False when it already had (deduplication)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. State changes and the events of every saved aggregate commit together."""
+
+    recordings: RecordingRepository
+    users: UserRepository
+    uploads: UploadRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+# -- blobs -----------------------------------------------------------------------------------------------------------
+
+
+class BlobStore(Protocol):
+    """Finished, immutable objects addressed by key (raw uploads, later renditions)."""
+
+    async def size(self, key: str) -> int | None:
+        """Size in bytes, or None when there is no such object."""
+        ...
+
+    def open(self, key: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes [start, end) of the object; raises FileNotFoundError when absent."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the object; absent objects are not an error."""
+        ...
+
+
+class UploadStore(Protocol):
+    """Bytes of uploads in progress (tus). Offsets are the only truth about how much arrived."""
+
+    async def create(self, upload_id: str) -> None: ...
+
+    async def append(self, upload_id: str, *, offset: int, chunks: AsyncIterator[bytes], limit: int) -> int:
+        """Write `chunks` at `offset` (which must equal the stored size) and return the new size.
+
+        Reads at most `limit` bytes. Whatever arrived before a dropped connection is kept, so a client resumes
+        from the returned offset; bytes are durable (fsynced) before this returns.
+        """
+        ...
+
+    async def offset(self, upload_id: str) -> int: ...
+
+    async def finish(self, upload_id: str, *, key: str) -> int:
+        """Move the completed upload into the BlobStore under `key`; returns its size."""
+        ...
+
+    async def discard(self, upload_id: str) -> None: ...
+
+
+@runtime_checkable
+class ConcatenatingUploadStore(UploadStore, Protocol):
+    """Optional capability: assemble several finished partial uploads into one (tus concatenation)."""
+
+    async def concatenate(self, upload_id: str, *, parts: Sequence[str]) -> int: ...
+
+
+# -- live session state --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """What the fleet knows right now about a recording's control channel."""
+
+    recording_id: str
+    status: str
+    instance_id: str | None
+    last_seen: datetime | None
+
+
+class LiveState(Protocol):
+    """Fast, shared, expiring state about live sessions (memory for one process, Redis for a fleet)."""
+
+    async def put(self, session: LiveSession, *, ttl_seconds: int) -> None: ...
+
+    async def get(self, recording_id: str) -> LiveSession | None: ...
+
+    async def delete(self, recording_id: str) -> None: ...
+
+    async def publish(self, recording_id: str, message: dict[str, Any]) -> None:
+        """Send a control message to whichever instance holds the recording's connection."""
+        ...
+
+    def subscribe(self, recording_id: str) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
+        """Listen for control messages published for `recording_id`, in publish order.
+
+        `async with live.subscribe(rid) as messages:` returns only once the subscription is live: anything published
+        afterwards, by any instance, is delivered; nothing published before is. Leaving the block unsubscribes and
+        ends the iterator; `close()` ends every iterator.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Raise when the backing service is unreachable."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# -- events ----------------------------------------------------------------------------------------------------------
+
+EventHandler = Callable[[DomainEvent], Awaitable[None]]
+
+
+class EventBus(Protocol):
+    """Delivers committed events to subscribers, at least once."""
+
+    def subscribe(self, consumer: str, handler: EventHandler) -> None: ...
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None: ...

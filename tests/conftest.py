@@ -1,0 +1,207 @@
+"""Shared fixtures: the event loop backend and the real services the suite runs against.
+
+Real services are named by environment variables. On a laptop without them the tests that need them are skipped,
+visibly; under CI (CI=true) a missing or unreachable service fails those tests instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from framecast.adapters.clock import FakeClock, SystemClock
+from framecast.adapters.sql.migrate import upgrade_async
+from framecast.api.app import create_app
+from framecast.bootstrap import Container, build_container
+from framecast.domain.users import User
+from framecast.services.accounts import create_token, ensure_user
+from framecast.settings import Settings
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def require_service(env_var: str) -> str:
+    """Return the service URL from `env_var`; skip locally, fail under CI, when it is not configured."""
+    url = os.environ.get(env_var)
+    if url:
+        return url
+    message = f"{env_var} is not set"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}: CI must run this test against the real service")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A token unique to this test run, for database names and key prefixes that must not collide."""
+    return secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_service("FRAMECAST_TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """An admin URL (postgresql+asyncpg://...) to a server where the tests may create databases."""
+    return require_service("FRAMECAST_TEST_POSTGRES_URL")
+
+
+# -- a real framecast server on loopback -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def _postgres_template(postgres_url: str, run_id: str) -> Iterator[str]:
+    """A migrated template database; each test clones it (CREATE DATABASE ... TEMPLATE) in a few milliseconds."""
+    name = f"framecast_tmpl_{run_id}"
+
+    async def create() -> None:
+        admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        await upgrade_async(_with_database(postgres_url, name))
+
+    # Session fixtures are built outside the tests' event loops: run each coroutine on a loop of its own.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, create()).result()
+        yield name
+        pool.submit(asyncio.run, _drop_database(postgres_url, name)).result()
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Every test that uses the database runs twice: on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'framecast.db'}"
+        return
+    admin_url: str = request.getfixturevalue("postgres_url")
+    template: str = request.getfixturevalue("_postgres_template")
+    name = f"framecast_t_{secrets.token_hex(6)}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    await admin.dispose()
+    yield _with_database(admin_url, name)
+    await _drop_database(admin_url, name)
+
+
+@pytest.fixture
+def clock() -> SystemClock:
+    return SystemClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    port = free_port()
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        host="127.0.0.1",
+        port=port,
+        secret_key="test-secret-" + secrets.token_hex(8),
+        sweep_interval_seconds=0.05,
+    )
+
+
+@pytest.fixture
+async def container(settings: Settings, clock: SystemClock | FakeClock) -> AsyncIterator[Container]:
+    built = await build_container(settings, clock=clock)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+@dataclass
+class Server:
+    """A framecast server running in this event loop, and an authenticated owner."""
+
+    container: Container
+    url: str
+    user: User
+    token: str
+
+    @property
+    def ws_base(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {token or self.token}"}, timeout=10
+        )
+
+    async def new_user(self, email: str) -> tuple[User, str]:
+        c = self.container
+        user = await ensure_user(uow=c.uow, clock=c.clock, email=email)
+        return user, await create_token(uow=c.uow, clock=c.clock, user=user)
+
+
+@contextlib.asynccontextmanager
+async def serving(container: Container) -> AsyncIterator[str]:
+    """Run uvicorn on the container's configured port until the block exits; yields the base URL."""
+    settings = container.settings
+    config = uvicorn.Config(
+        create_app(container),
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        ws_max_size=1024 * 1024,
+        lifespan="on",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield settings.resolved_public_url
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def server(container: Container) -> AsyncIterator[Server]:
+    user = await ensure_user(uow=container.uow, clock=container.clock, email="owner@example.com")
+    token = await create_token(uow=container.uow, clock=container.clock, user=user)
+    async with serving(container) as url:
+        yield Server(container=container, url=url, user=user, token=token)
