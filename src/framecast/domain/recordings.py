@@ -168,6 +168,39 @@ class Recording:
         recording._record(ev.RECORDING_CREATED, at, recording_type=recording_type.value, owner_id=owner_id)
         return recording
 
+    @classmethod
+    def create_import(
+        cls,
+        *,
+        owner_id: str,
+        workspace_id: str,
+        at: datetime,
+        limits: Limits,
+        title: str = "",
+        recording_type: RecordingType = RecordingType.SCREEN_CAMERA,
+    ) -> Recording:
+        """A recording for an existing video file being uploaded: it starts in UPLOADING, with no capture times.
+
+        Its duration comes from the media itself once processed.
+        """
+        recording = cls(
+            id=str(uuid.uuid4()),
+            owner_id=owner_id,
+            workspace_id=workspace_id,
+            recording_type=recording_type,
+            created_at=at,
+            updated_at=at,
+            max_duration_ms=_ms(limits.max_duration),
+            title=title,
+            status=RecordingStatus.UPLOADING,
+            upload_expires_at=at + limits.upload_timeout,
+            settings={"source": "import"},
+        )
+        recording._record(
+            ev.RECORDING_CREATED, at, recording_type=recording_type.value, owner_id=owner_id, imported=True
+        )
+        return recording
+
     # -- client-driven transitions -------------------------------------------------------------------------------
 
     def start(self, *, at: datetime, metadata: dict[str, Any] | None = None) -> None:
