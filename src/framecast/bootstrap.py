@@ -41,6 +41,7 @@ class Container:
     tickets: Tickets
     recordings: RecordingService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closed: bool = False
 
     async def ping_database(self) -> None:
         async with self.engine.connect() as conn:
@@ -60,6 +61,10 @@ class Container:
             await asyncio.sleep(self.settings.sweep_interval_seconds)
 
     async def aclose(self) -> None:
+        """Stop the background loops and release connections; calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -201,7 +201,8 @@ class LiveState(Protocol):
 
         `async with live.subscribe(rid) as messages:` returns only once the subscription is live: anything published
         afterwards, by any instance, is delivered; nothing published before is. Leaving the block unsubscribes and
-        ends the iterator; `close()` ends every iterator.
+        ends the iterator; `close()` ends every iterator. Iteration raises the backing service's error when the
+        subscription is lost (messages may have been missed): re-read the state and subscribe again.
         """
         ...
 
