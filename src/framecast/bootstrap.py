@@ -78,6 +78,8 @@ class Container:
 async def build_container(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Container:
     """Connect to what `settings` name (migrating the database first unless told not to) and wire the services."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.event_bus_url != "memory://":
+        raise ValueError(f"FRAMECAST_EVENT_BUS_URL {settings.event_bus_url!r} is not supported: use memory://")
     url = settings.resolved_database_url
     if migrate:
         await upgrade_async(url)
@@ -91,7 +93,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
 
     relay = OutboxRelay(uow=uow, bus=bus, clock=clock)
     live = await _live_state(settings)
-    blobs = FileBlobStore(settings.data_dir / "blobs")
+    blobs = FileBlobStore(settings.blob_root)
     recordings = RecordingService(
         uow=uow, clock=clock, limits=settings.limits, live=live, blobs=blobs, instance_id=settings.instance_id
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,23 +21,35 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="Unset: in-memory live state (one instance).")
     redis_prefix: str = Field(default="framecast:", description="Prefix of every Redis key and channel.")
     storage_url: str | None = Field(default=None, description="Unset: files under DATA_DIR/blobs.")
-    event_bus_url: str = Field(default="memory://")
+    event_bus_url: str = Field(default="memory://", description="memory:// (in-process delivery).")
     public_url: str | None = Field(default=None, description="Base URL used in links; unset: http://HOST:PORT.")
     secret_key: str | None = Field(default=None, description="Unset: generated into DATA_DIR on first start.")
     owner_email: str = Field(default="owner@framecast.local", description="The first user, created on first start.")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    instance_id: str = Field(default_factory=lambda: secrets.token_hex(4))
+    host: str = Field(default="127.0.0.1", description="Interface `serve` listens on.")
+    port: int = Field(default=8000, description="Port `serve` listens on.")
+    instance_id: str = Field(
+        default_factory=lambda: secrets.token_hex(4), description="Names this process in live state; random."
+    )
 
-    prepare_timeout_seconds: float = 600
-    max_duration_seconds: float = 4 * 3600
-    reconnect_grace_seconds: float = 120
-    upload_timeout_seconds: float = 24 * 3600
-    ws_ticket_ttl_seconds: float = 300
-    max_upload_bytes: int = 10 * 1024**3
-    upload_expiry_seconds: float = 24 * 3600
-    sweep_interval_seconds: float = 1.0
-    ws_ping_interval_seconds: float = 20.0
+    prepare_timeout_seconds: float = Field(default=600, description="PREPARING longer than this expires.")
+    max_duration_seconds: float = Field(default=4 * 3600, description="Recording time (pauses excluded) limit.")
+    reconnect_grace_seconds: float = Field(default=120, description="A capturing client gone longer is stopped.")
+    upload_timeout_seconds: float = Field(default=24 * 3600, description="UPLOADING longer than this fails.")
+    ws_ticket_ttl_seconds: float = Field(default=300, description="Lifetime of the ticket in ws_url.")
+    max_upload_bytes: int = Field(default=10 * 1024**3, description="Largest upload accepted (413 beyond).")
+    upload_expiry_seconds: float = Field(default=24 * 3600, description="Idle unfinished uploads are removed after.")
+    sweep_interval_seconds: float = Field(default=1.0, description="How often deadlines are enforced.")
+    ws_ping_interval_seconds: float = Field(default=20.0, description="WebSocket keep-alive ping interval.")
+
+    @property
+    def blob_root(self) -> Path:
+        """Where blobs live; only file:// storage exists so far, and anything else is refused, not ignored."""
+        if self.storage_url is None:
+            return self.data_dir / "blobs"
+        parsed = urlparse(self.storage_url)
+        if parsed.scheme != "file" or not parsed.path:
+            raise ValueError(f"FRAMECAST_STORAGE_URL {self.storage_url!r} is not supported: use file:///absolute/path")
+        return Path(parsed.path)
 
     @property
     def sqlite_path(self) -> Path:
