@@ -207,3 +207,22 @@ async def test_deadlines_survive_a_restart(container: Container, clock: FakeCloc
     assert stored["status"] == "UPLOADING"
     # The connection dropped with the server, so the reconnect grace ran out first (30 s after the restart began).
     assert stored["stop_reason"] == "reconnect_grace"
+
+
+async def test_a_stop_arriving_after_the_time_limit_does_not_lengthen_the_recording(
+    server: Server, clock: FakeClock
+) -> None:
+    server.container.settings.sweep_interval_seconds = 3600  # no sweep runs: the message itself meets the deadline
+    await asyncio.sleep(0.2)  # let the sweeper finish its current short sleep and start the long one
+    recording = await create(server)
+    async with websockets.connect(recording["ws_url"], compression=None) as ws:
+        await start(ws)
+        clock.advance(timedelta(seconds=700))
+        refused = await send(ws, "RECORDING_STOPPED", 2, duration_ms=700_000)
+        assert refused["type"] in ("ERROR", "FORCE_STOP")
+        frames = [refused, await receive(ws), await receive(ws)]
+    types = sorted(f["type"] for f in frames)
+    assert types == ["ERROR", "FORCE_STOP", "UPLOAD_READY"]
+    stored = await get(server, recording["id"])
+    assert stored["duration_ms"] == 600_000
+    assert stored["stop_reason"] == "time_limit"

@@ -62,7 +62,7 @@ async def list_recordings(
     cursor: str | None = None,
 ) -> RecordingPage:
     """The caller's recordings, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    page = await container.recordings.list(owner_id=user.id, status=status, limit=limit, cursor=cursor)
+    page = await container.recordings.page(owner_id=user.id, status=status, limit=limit, cursor=cursor)
     return RecordingPage(items=[present(container, r) for r in page.items], next_cursor=page.next_cursor)
 
 

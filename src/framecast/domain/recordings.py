@@ -294,7 +294,7 @@ class Recording:
         return min(pending) if pending else None
 
     def enforce_deadlines(self, *, at: datetime, upload_timeout: timedelta) -> StopReason | RecordingStatus | None:
-        """Apply every deadline that has passed by `at`.
+        """Apply the earliest deadline that has passed by `at`; call again until it returns None to apply them all.
 
         Returns the stop reason when the recording was force-stopped, the new status when it expired or failed,
         and None when nothing was due. A deadline acts at its own time, not at `at`, so a late sweep still measures

@@ -23,6 +23,7 @@ CONFLICT_RETRIES = 5
 # What a change means for the live entry's connection holder: this instance holds it now, it is unchanged, or the
 # connection is gone.
 Holder = Literal["hold", "keep", "release"]
+Overdue = StopReason | RecordingStatus
 
 
 class BadCursor(DomainError):
@@ -104,7 +105,7 @@ class RecordingService:
         async with self._uow() as tx:
             return await tx.recordings.get(recording_id, owner_id=owner_id)
 
-    async def list(
+    async def page(
         self, *, owner_id: str, status: RecordingStatus | None = None, limit: int = 20, cursor: str | None = None
     ) -> Page:
         before = decode_cursor(cursor) if cursor else None
@@ -151,17 +152,32 @@ class RecordingService:
     async def apply(
         self, *, owner_id: str, recording_id: str, seq: int, change: Callable[[Recording, datetime], None]
     ) -> tuple[Recording, bool]:
-        """Apply a client message numbered `seq` once; returns the recording and whether it was a replay."""
+        """Apply a client message numbered `seq` once; returns the recording and whether it was a replay.
+
+        Deadlines that passed before the message arrived act first (a stop after the time limit does not lengthen
+        the recording); the message then applies to what is left, or is refused with the domain's error.
+        """
         replay = False
+        overdue: list[Overdue] = []
+        refused: DomainError | None = None
 
         def once(recording: Recording, at: datetime) -> None:
-            nonlocal replay
-            replay = recording.is_replay(seq)
-            if not replay:
+            nonlocal replay, refused
+            overdue[:] = self._enforce_all(recording, at)
+            replay, refused = recording.is_replay(seq), None
+            if replay:
+                return
+            try:
                 change(recording, at)
-                recording.applied(seq)
+            except DomainError as exc:
+                refused = exc
+                return
+            recording.applied(seq)
 
         recording = await self._change(recording_id, once, owner_id=owner_id, holder="hold")
+        await self._announce(recording_id, overdue)
+        if refused is not None:
+            raise refused
         return recording, replay
 
     async def connected(self, *, owner_id: str, recording_id: str) -> Recording:
@@ -195,24 +211,33 @@ class RecordingService:
             due = await tx.recordings.due(at=self._clock.now(), limit=batch)
         changed = 0
         for recording_id in due:
-            outcome: list[StopReason | RecordingStatus | None] = []
+            overdue: list[Overdue] = []
 
-            def enforce(recording: Recording, at: datetime, outcome: list[Any] = outcome) -> None:
-                outcome.append(recording.enforce_deadlines(at=at, upload_timeout=self.limits.upload_timeout))
+            def enforce(recording: Recording, at: datetime, overdue: list[Overdue] = overdue) -> None:
+                overdue[:] = self._enforce_all(recording, at)
 
             try:
                 await self._change(recording_id, enforce, owner_id=None, holder="keep")
             except DomainError:
                 continue  # deleted or finished by someone else in between
-            result = outcome[-1] if outcome else None
-            if result is None:
-                continue
-            changed += 1
-            if isinstance(result, StopReason):
-                await self._live.publish(recording_id, {"type": "FORCE_STOP", "reason": result.value})
-            elif result is RecordingStatus.EXPIRED:
-                await self._live.publish(recording_id, {"type": "SESSION_EXPIRED"})
+            changed += bool(overdue)
+            await self._announce(recording_id, overdue)
         return changed
+
+    def _enforce_all(self, recording: Recording, at: datetime) -> list[Overdue]:
+        """Apply every passed deadline, earliest first (a late sweep may find a stop and an upload timeout due)."""
+        overdue: list[Overdue] = []
+        while (outcome := recording.enforce_deadlines(at=at, upload_timeout=self.limits.upload_timeout)) is not None:
+            overdue.append(outcome)
+        return overdue
+
+    async def _announce(self, recording_id: str, overdue: Sequence[Overdue]) -> None:
+        """Tell the connected client what the deadlines did."""
+        for outcome in overdue:
+            if isinstance(outcome, StopReason):
+                await self._live.publish(recording_id, {"type": "FORCE_STOP", "reason": outcome.value})
+            elif outcome is RecordingStatus.EXPIRED:
+                await self._live.publish(recording_id, {"type": "SESSION_EXPIRED"})
 
     # -- internals ----------------------------------------------------------------------------------------------------
 
