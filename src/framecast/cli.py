@@ -63,10 +63,12 @@ def serve(
 async def _serve(settings: Settings) -> None:
     import uvicorn
 
+    from framecast.api import redaction
     from framecast.api.app import create_app
     from framecast.bootstrap import build_container
     from framecast.services.accounts import bootstrap_owner
 
+    redaction.install()
     container = await build_container(settings)
     try:
         token = await bootstrap_owner(uow=container.uow, clock=container.clock, email=settings.owner_email)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from websockets.sync.client import connect
 
 from conftest import free_port
 from framecast import __version__
@@ -74,10 +76,16 @@ def test_serve_prints_the_url_and_a_working_owner_token_on_first_start_only(tmp_
     process, port = start()
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
         token_line = process.stdout.readline().strip() if process.stdout else ""
-        response = http.get("/api/v1/recordings", headers={"Authorization": f"Bearer {token_line}"})
+        headers = {"Authorization": f"Bearer {token_line}"}
+        response = http.get("/api/v1/recordings", headers=headers)
+        ws_url = http.post("/api/v1/recordings", headers=headers, json={"recording_type": "audio"}).json()["ws_url"]
+    with connect(ws_url) as ws:
+        assert json.loads(ws.recv())["type"] == "READY"
     out, err = stop(process)
     assert response.status_code == 200
     assert f"http://127.0.0.1:{port}" in err
+    assert "WebSocket /api/v1/recordings/" in err
+    assert ws_url.split("ticket=")[1] not in err  # a logged ticket would be a usable credential
     assert process.returncode == 0
 
     again, _ = start()

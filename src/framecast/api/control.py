@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from framecast.api import links
 from framecast.api.deps import bearer_token
@@ -23,8 +26,6 @@ from framecast.domain.recordings import Recording, RecordingStatus
 from framecast.services.accounts import authenticate
 from framecast.services.control import BadMessage, change_for
 from framecast.services.tickets import WS_TICKET, InvalidTicket
-
-router = APIRouter()
 
 MAX_MESSAGE_BYTES = 64 * 1024
 TOUCH_SECONDS = 60
@@ -107,22 +108,16 @@ class Channel:
         """Relay commands published for this recording to the client; refresh the live entry now and then."""
         async with self.container.live.subscribe(self.recording_id) as commands:
             subscribed.set()
-            pending: asyncio.Task[dict[str, Any]] | None = None
-            try:
-                while True:
-                    if pending is None:
-                        pending = asyncio.ensure_future(anext(commands))
-                    done, _ = await asyncio.wait({pending}, timeout=TOUCH_SECONDS)
-                    if not done:
-                        await self.container.recordings.touch(await self._load())
-                        continue
-                    command, pending = pending.result(), None
-                    if not await self.relay(command):
-                        await self.ws.close()
-                        return
-            finally:
-                if pending is not None:
-                    pending.cancel()
+            while True:
+                try:
+                    async with asyncio.timeout(TOUCH_SECONDS):
+                        command = await anext(commands)
+                except TimeoutError:
+                    await self.container.recordings.touch(await self._load())
+                    continue
+                if not await self.relay(command):
+                    await self.ws.close()
+                    return
 
     async def relay(self, command: dict[str, Any]) -> bool:
         kind = command.get("type")
@@ -158,9 +153,27 @@ async def _authorize(ws: WebSocket, container: Container, recording_id: str) -> 
     return user.id
 
 
-@router.websocket("/api/v1/recordings/{recording_id}/control")
-async def control(ws: WebSocket, recording_id: str) -> None:
-    container: Container = ws.app.state.container
+CONTROL_PATH = re.compile(r"/api/v1/recordings/(?P<recording_id>[^/]+)/control")
+
+
+def control_endpoint(container: Container) -> Callable[[Scope, Receive, Send], Awaitable[None] | None]:
+    """Return a raw ASGI handler for control-channel connections, or None for any other request.
+
+    The channel is served beside FastAPI rather than through it: a FastAPI route keeps its middleware and
+    dependency machinery alive for the connection's whole life, which more than doubles the memory of an idle
+    session (docs/benchmarks.md).
+    """
+
+    def route(scope: Scope, receive: Receive, send: Send) -> Awaitable[None] | None:
+        if scope["type"] != "websocket" or not (match := CONTROL_PATH.fullmatch(scope["path"])):
+            return None
+        return serve_control(WebSocket(scope, receive, send), container, match["recording_id"])
+
+    return route
+
+
+async def serve_control(ws: WebSocket, container: Container, recording_id: str) -> None:
+    """Run one control-channel connection from handshake to close."""
     await ws.accept()
     channel = Channel(ws, container, owner_id="", recording_id=recording_id)
     try:
@@ -174,25 +187,33 @@ async def control(ws: WebSocket, recording_id: str) -> None:
     follower = asyncio.create_task(channel.follow_commands(subscribed))
     try:
         await subscribed.wait()
-        try:
-            recording = await container.recordings.connected(owner_id=channel.owner_id, recording_id=recording_id)
-        except NotFound as exc:
-            await channel.error("not_found", str(exc))
-            await ws.close(CLOSE_NOT_FOUND)
-            return
-        await channel.ready(recording)
-        if recording.status is RecordingStatus.UPLOADING:
-            await channel.upload_ready(recording)
-        if recording.status.is_terminal:
-            await channel.send("SESSION_CLOSED", {"status": recording.status.value})
-            await ws.close()
-            return
-        await _receive(ws, channel, follower)
+        if await _greet(ws, channel):
+            await _receive(ws, channel, follower)
     finally:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await follower
     await container.recordings.disconnected(recording_id=recording_id)
+
+
+async def _greet(ws: WebSocket, channel: Channel) -> bool:
+    """Send READY (and what else the status calls for); False when the session is already over."""
+    try:
+        recording = await channel.container.recordings.connected(
+            owner_id=channel.owner_id, recording_id=channel.recording_id
+        )
+    except NotFound as exc:
+        await channel.error("not_found", str(exc))
+        await ws.close(CLOSE_NOT_FOUND)
+        return False
+    await channel.ready(recording)
+    if recording.status is RecordingStatus.UPLOADING:
+        await channel.upload_ready(recording)
+    if recording.status.is_terminal:
+        await channel.send("SESSION_CLOSED", {"status": recording.status.value})
+        await ws.close()
+        return False
+    return True
 
 
 async def _receive(ws: WebSocket, channel: Channel, follower: asyncio.Task[None]) -> None:
