@@ -7,11 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from framecast.adapters.blobs.files import FileBlobStore
+from framecast.adapters.blobs.files import FileBlobStore, FileUploadStore
 from framecast.adapters.bus.memory import MemoryEventBus
 from framecast.adapters.clock import SystemClock
 from framecast.adapters.live.memory import MemoryLiveState
@@ -21,6 +22,7 @@ from framecast.ports import Clock, LiveState, UnitOfWorkFactory
 from framecast.services.events import OutboxRelay
 from framecast.services.recordings import RecordingService
 from framecast.services.tickets import Tickets
+from framecast.services.uploads import UploadService
 from framecast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class Container:
     relay: OutboxRelay
     tickets: Tickets
     recordings: RecordingService
+    uploads: UploadService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
 
@@ -48,9 +51,10 @@ class Container:
             await conn.execute(text("SELECT 1"))
 
     def start_background(self) -> None:
-        """Start the loops every instance runs: outbox relay and deadline sweeper (both safe to run anywhere)."""
+        """Start the loops every instance runs: outbox relay, deadline sweeper, upload expiry (safe to run anywhere)."""
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._sweep_forever(), name="deadline-sweeper"))
+        self._tasks.append(asyncio.create_task(self._expire_uploads_forever(), name="upload-expiry"))
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -58,6 +62,14 @@ class Container:
                 await self.recordings.sweep()
             except Exception:
                 log.exception("deadline sweep failed; retrying")
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+
+    async def _expire_uploads_forever(self) -> None:
+        while True:
+            try:
+                await self.uploads.expire()
+            except Exception:
+                log.exception("upload expiry failed; retrying")
             await asyncio.sleep(self.settings.sweep_interval_seconds)
 
     async def aclose(self) -> None:
@@ -97,6 +109,18 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
     recordings = RecordingService(
         uow=uow, clock=clock, limits=settings.limits, live=live, blobs=blobs, instance_id=settings.instance_id
     )
+    spool = settings.data_dir / "spool"
+    spool.mkdir(exist_ok=True)
+    uploads = UploadService(
+        uow=uow,
+        store=FileUploadStore(settings.data_dir / "uploads", blobs=blobs),
+        blobs=blobs,
+        clock=clock,
+        limits=settings.limits,
+        max_size=settings.max_upload_bytes,
+        ttl=timedelta(seconds=settings.upload_expiry_seconds),
+        spool_dir=spool,
+    )
     return Container(
         settings=settings,
         clock=clock,
@@ -108,6 +132,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         relay=relay,
         tickets=Tickets(secret_key=settings.resolved_secret_key(), clock=clock),
         recordings=recordings,
+        uploads=uploads,
     )
 
 

@@ -77,6 +77,10 @@ class UploadRepository(Protocol):
         """Ids of unfinished uploads whose expiry has passed."""
         ...
 
+    async def unfinished_for(self, recording_id: str) -> Sequence[str]:
+        """Ids of the unfinished uploads bound to a recording."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from framecast import __version__
-from framecast.api import control, errors, health, recordings
+from framecast.api import control, errors, health, recordings, uploads
 from framecast.bootstrap import Container
 
 
@@ -49,4 +49,5 @@ def create_app(container: Container, *, background: bool = True) -> FramecastApp
     errors.install(app)
     app.include_router(health.router)
     app.include_router(recordings.router)
+    app.include_router(uploads.router)
     return FramecastApp(app, container)

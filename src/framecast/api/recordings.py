@@ -83,6 +83,8 @@ async def update_recording(
 
 @router.delete("/{recording_id}", status_code=204)
 async def delete_recording(recording_id: str, user: UserDep, container: ContainerDep) -> Response:
+    await container.recordings.get(owner_id=user.id, recording_id=recording_id)  # 404 before touching anything
+    await container.uploads.discard_for_recording(owner_id=user.id, recording_id=recording_id)
     await container.recordings.delete(owner_id=user.id, recording_id=recording_id)
     return Response(status_code=204)
 

@@ -1,14 +1,31 @@
-"""BlobStore on the local filesystem: one file per key under a root directory."""
+"""Local files: FileBlobStore for finished objects, FileUploadStore for tus uploads in progress.
+
+Both live under DATA_DIR on one filesystem, so finishing an upload is a rename, not a copy.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import re
+import shutil
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import anyio
 
+from framecast.domain.uploads import OffsetMismatch
+
 CHUNK = 1024 * 1024
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a create, rename or unlink in `directory` survive a power cut, not only a process crash."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class FileBlobStore:
@@ -47,4 +64,107 @@ class FileBlobStore:
         """Move a finished file into the store under `key` (same filesystem: a rename, no copy)."""
         target = self.path(key)
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
-        await anyio.to_thread.run_sync(os.replace, source, target)
+
+        def move() -> None:
+            os.replace(source, target)
+            _fsync_dir(target.parent)
+
+        await anyio.to_thread.run_sync(move)
+
+
+class FileUploadStore:
+    """UploadStore with concatenation on local files: `{root}/{upload_id}` holds the bytes received so far.
+
+    The file's size is the upload's offset. Every write goes straight to the file (no user-space buffer), so bytes
+    that arrived before a crash of the process are in the file after it; they are fsynced before `append` returns.
+    Callers serialise appends to one upload; this class does no locking of its own.
+    """
+
+    def __init__(self, root: Path, *, blobs: FileBlobStore) -> None:
+        self._root = root
+        self._blobs = blobs
+
+    def path(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            raise ValueError(f"not an upload id: {upload_id!r}")
+        return self._root / upload_id
+
+    async def create(self, upload_id: str) -> None:
+        path = self.path(upload_id)
+
+        def create() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("xb") as f:
+                os.fsync(f.fileno())
+            _fsync_dir(path.parent)
+
+        await anyio.to_thread.run_sync(create)
+
+    async def append(self, upload_id: str, *, offset: int, chunks: AsyncIterator[bytes], limit: int) -> int:
+        """Write `chunks` at `offset` (the current size) and return the new size; raises OffsetMismatch.
+
+        Reads at most `limit` bytes. If `chunks` raises, what was written stays (and is fsynced) and the error
+        propagates; a dropped connection should end the iterator instead, so the caller gets the new size.
+        """
+        # Unbuffered and append-only, never created here (a discarded upload stays gone): each chunk is in the file,
+        # in the kernel's page cache, as soon as it is written.
+        path = self.path(upload_id)
+        fd = await anyio.to_thread.run_sync(os.open, path, os.O_WRONLY | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            if size != offset:
+                raise OffsetMismatch(expected=size, got=offset)
+            written = 0
+            async for chunk in chunks:
+                piece = memoryview(chunk)[: limit - written]
+                if piece:
+                    await anyio.to_thread.run_sync(_write_all, fd, piece)
+                    written += len(piece)
+                if written >= limit:
+                    break
+            return offset + written
+        finally:
+            await anyio.to_thread.run_sync(_sync_and_close, fd)
+
+    async def offset(self, upload_id: str) -> int:
+        """The durable size of the upload; raises FileNotFoundError when there is none (finished or discarded)."""
+        return (await anyio.Path(self.path(upload_id)).stat()).st_size
+
+    async def finish(self, upload_id: str, *, key: str) -> int:
+        size = await self.offset(upload_id)
+        await self._blobs.adopt(self.path(upload_id), key)
+        return size
+
+    async def discard(self, upload_id: str) -> None:
+        await anyio.Path(self.path(upload_id)).unlink(missing_ok=True)
+
+    async def concatenate(self, upload_id: str, *, parts: Sequence[str]) -> int:
+        """Create `upload_id` from the bytes of `parts`, in order; the parts are left as they are."""
+        target = self.path(upload_id)
+        sources = [self.path(part) for part in parts]
+
+        def concatenate() -> int:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                for source in sources:
+                    with source.open("rb") as part:
+                        shutil.copyfileobj(part, out, CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+                size = out.tell()
+            _fsync_dir(target.parent)
+            return size
+
+        return await anyio.to_thread.run_sync(concatenate)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

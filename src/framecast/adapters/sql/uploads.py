@@ -74,3 +74,7 @@ class SqlUploadRepository:
             .limit(limit)
         )
         return list((await self._conn.execute(query)).scalars())
+
+    async def unfinished_for(self, recording_id: str) -> Sequence[str]:
+        query = select(uploads.c.id).where(uploads.c.recording_id == recording_id, uploads.c.completed_at.is_(None))
+        return list((await self._conn.execute(query)).scalars())
