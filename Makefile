@@ -4,16 +4,20 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
-export UV_PROJECT_ENVIRONMENT := $(VENV)
+INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench lock clean
 
-$(UV):
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+# Dependencies are pinned with hashes in requirements.lock (runtime and development alike); `make lock` refreshes it
+# from pyproject.toml.
+$(INSTALLED): requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) pip install --quiet --python $(VENV)/bin/python --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
+	touch $@
 
-setup: $(UV)
-	$(UV) sync --frozen --python $(VENV)/bin/python --quiet
+setup: $(INSTALLED)
 
 run: setup  ## run framecast on the embedded default: SQLite + local files, no servers
 	$(VENV)/bin/framecast serve
@@ -28,6 +32,10 @@ test: lint  ## lint, type-check and run the whole suite (real PostgreSQL/Redis w
 
 bench: setup
 	$(VENV)/bin/python -m bench
+
+lock: $(INSTALLED)
+	$(UV) pip compile pyproject.toml --group pyproject.toml:dev --generate-hashes --universal \
+		--python-version 3.11 --no-header --quiet -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
