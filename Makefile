@@ -12,6 +12,7 @@ INSTALLED := $(VENV)/.installed
 # from pyproject.toml.
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip --version >/dev/null 2>&1 || $(VENV)/bin/python -m ensurepip --upgrade >/dev/null
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(UV) pip install --quiet --python $(VENV)/bin/python --require-hashes -r requirements.lock
 	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
