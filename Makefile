@@ -10,10 +10,12 @@ INSTALLED := $(VENV)/.installed
 
 # Dependencies are pinned with hashes in requirements.lock (runtime and development alike); `make lock` refreshes it
 # from pyproject.toml.
-$(INSTALLED): requirements.lock pyproject.toml
+$(UV):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip --version >/dev/null 2>&1 || $(VENV)/bin/python -m ensurepip --upgrade >/dev/null
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(INSTALLED): $(UV) requirements.lock pyproject.toml
 	$(UV) pip install --quiet --python $(VENV)/bin/python --require-hashes -r requirements.lock
 	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
 	touch $@
@@ -34,7 +36,7 @@ test: lint  ## lint, type-check and run the whole suite (real PostgreSQL/Redis w
 bench: setup
 	$(VENV)/bin/python -m bench
 
-lock: $(INSTALLED)
+lock: $(UV)
 	$(UV) pip compile pyproject.toml --group pyproject.toml:dev --generate-hashes --universal \
 		--python-version 3.11 --no-header --quiet -o requirements.lock
 
