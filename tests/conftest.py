@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from framecast.adapters.clock import FakeClock, SystemClock
 from framecast.adapters.sql.migrate import upgrade_async
-from framecast.api.app import create_app
+from framecast.api.app import create_app, server_config
 from framecast.bootstrap import Container, build_container
 from framecast.domain.users import User
 from framecast.services.accounts import create_token, ensure_user
@@ -176,16 +176,7 @@ class Server:
 async def serving(container: Container) -> AsyncIterator[str]:
     """Run uvicorn on the container's configured port until the block exits; yields the base URL."""
     settings = container.settings
-    config = uvicorn.Config(
-        create_app(container),
-        host=settings.host,
-        port=settings.port,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=1024 * 1024,
-        lifespan="on",
-        log_level="warning",
-    )
+    config = server_config(create_app(container), settings, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

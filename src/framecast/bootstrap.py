@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -53,23 +53,15 @@ class Container:
     def start_background(self) -> None:
         """Start the loops every instance runs: outbox relay, deadline sweeper, upload expiry (safe to run anywhere)."""
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
-        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="deadline-sweeper"))
-        self._tasks.append(asyncio.create_task(self._expire_uploads_forever(), name="upload-expiry"))
+        for name, step in (("deadline-sweeper", self.recordings.sweep), ("upload-expiry", self.uploads.expire)):
+            self._tasks.append(asyncio.create_task(self._every_sweep(name, step), name=name))
 
-    async def _sweep_forever(self) -> None:
+    async def _every_sweep(self, name: str, step: Callable[[], Awaitable[int]]) -> None:
         while True:
             try:
-                await self.recordings.sweep()
+                await step()
             except Exception:
-                log.exception("deadline sweep failed; retrying")
-            await asyncio.sleep(self.settings.sweep_interval_seconds)
-
-    async def _expire_uploads_forever(self) -> None:
-        while True:
-            try:
-                await self.uploads.expire()
-            except Exception:
-                log.exception("upload expiry failed; retrying")
+                log.exception("%s failed; retrying", name)
             await asyncio.sleep(self.settings.sweep_interval_seconds)
 
     async def aclose(self) -> None:

@@ -64,7 +64,7 @@ async def _serve(settings: Settings) -> None:
     import uvicorn
 
     from framecast.api import redaction
-    from framecast.api.app import create_app
+    from framecast.api.app import create_app, server_config
     from framecast.bootstrap import build_container
     from framecast.services.accounts import bootstrap_owner
 
@@ -76,20 +76,7 @@ async def _serve(settings: Settings) -> None:
         if token:
             err.print(f"First start: created [bold]{settings.owner_email}[/]. API token (shown once):")
             print(token, flush=True)
-        config = uvicorn.Config(
-            create_app(container),
-            host=settings.host,
-            port=settings.port,
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            ws_max_size=1024 * 1024,
-            ws_ping_interval=settings.ws_ping_interval_seconds,
-            ws_ping_timeout=settings.ws_ping_interval_seconds,
-            lifespan="on",
-            log_level="info",
-            access_log=False,
-        )
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(server_config(create_app(container), settings)).serve()
     finally:
         await container.aclose()
 
