@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -57,7 +58,17 @@ def serve(
     """Run the server (API, control channel, uploads) with its background workers."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    asyncio.run(_serve(_settings(data_dir, host=host, port=port)))
+    with asyncio.Runner(loop_factory=_fastest_loop()) as runner:
+        runner.run(_serve(_settings(data_dir, host=host, port=port)))
+
+
+def _fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it exists (not on Windows): it reads sockets with fewer copies, which uploads feel."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(settings: Settings) -> None:
