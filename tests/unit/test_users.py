@@ -63,3 +63,9 @@ def test_hash_token_is_deterministic_and_distinct_per_token() -> None:
 def test_hash_token_is_stable_across_releases() -> None:
     # Stored hashes must keep matching after an upgrade: pin the SHA-256 hex digest.
     assert hash_token("fc_example") == "3326da0ec88305155511b7bc1711f54065445130f0e5b192b202c4865a1c9ab5"
+
+
+@pytest.mark.parametrize("bad", ["a@b@c", "a b@c", "a@b\tc", "@b", "a@", ""])
+def test_addresses_with_more_or_less_than_one_at_or_with_white_space_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="not an email address"):
+        normalize_email(bad)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+# Deliberately loose (one @, something on each side, no white space): the address is an identifier here, not a
+# promise of deliverability.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 TOKEN_PREFIX = "fc_"  # noqa: S105 (a prefix that makes leaked tokens easy to spot, not a secret)
 
 
@@ -35,8 +39,7 @@ class ApiToken:
 
 def normalize_email(email: str) -> str:
     cleaned = email.strip().lower()
-    local, _, domain = cleaned.partition("@")
-    if not local or not domain or " " in cleaned:
+    if not _EMAIL.fullmatch(cleaned):
         raise ValueError(f"not an email address: {email!r}")
     return cleaned
 
