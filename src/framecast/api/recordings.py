@@ -8,11 +8,18 @@ from fastapi import APIRouter, Query, Response
 
 from framecast.api import links
 from framecast.api.deps import ContainerDep, UserDep
-from framecast.api.schemas import Playback, RecordingCreate, RecordingOut, RecordingPage, RecordingPatch
+from framecast.api.schemas import (
+    Playback,
+    RecordingCreate,
+    RecordingOut,
+    RecordingPage,
+    RecordingPatch,
+    error_responses,
+)
 from framecast.bootstrap import Container
 from framecast.domain.recordings import Recording, RecordingStatus
 
-router = APIRouter(prefix="/api/v1/recordings", tags=["recordings"])
+router = APIRouter(prefix="/api/v1/recordings", tags=["recordings"], responses=error_responses(400, 401, 404, 409, 422))
 
 
 def present(container: Container, recording: Recording) -> RecordingOut:

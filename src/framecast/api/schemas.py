@@ -60,3 +60,31 @@ class RecordingOut(BaseModel):
 class RecordingPage(BaseModel):
     items: list[RecordingOut]
     next_cursor: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: bad_request, unauthorized, not_found, ...")
+    message: str = Field(description="A sentence for a person, saying what to do.")
+
+
+class ErrorBody(BaseModel):
+    """The shape of every error answer."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give, all with the ErrorBody shape."""
+    meaning = {
+        400: "Malformed request (bad header, cursor, parameter or body)",
+        401: "Missing, unknown, tampered or expired token or ticket",
+        403: "Not allowed",
+        404: "No such thing, or it belongs to someone else",
+        409: "The current state does not allow this (status, offset)",
+        412: "Tus-Resumable missing or not 1.0.0",
+        413: "Over the size limit",
+        415: "Wrong Content-Type",
+        422: "The body does not validate",
+        460: "Checksum mismatch; the chunk was discarded",
+    }
+    return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}

@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 from framecast.api import links
 from framecast.api.deps import ContainerDep, bearer_token
 from framecast.api.errors import CODE_BY_STATUS, error_response
+from framecast.api.schemas import error_responses
 from framecast.api.tus_headers import (
     BadHeader,
     concat_header,
@@ -99,7 +100,12 @@ async def _answer(handler: Callable[[Request], Coroutine[Any, Any, Response]], r
         return error_response(400, "bad_request", "the request is not valid")
 
 
-router = APIRouter(prefix=links.UPLOADS_PATH.rstrip("/"), tags=["uploads"], route_class=TusRoute)
+router = APIRouter(
+    prefix=links.UPLOADS_PATH.rstrip("/"),
+    tags=["uploads"],
+    route_class=TusRoute,
+    responses=error_responses(400, 401, 403, 404, 409, 412, 413, 415, 460),
+)
 
 
 @router.options("/", status_code=204)
