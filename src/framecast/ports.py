@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from framecast.domain.events import DomainEvent
+from framecast.domain.jobs import Job
 from framecast.domain.recordings import Recording, RecordingStatus
 from framecast.domain.uploads import Upload
 from framecast.domain.users import ApiToken, User
@@ -104,6 +105,59 @@ class Outbox(Protocol):
         ...
 
 
+class JobQueue(Protocol):
+    """Durable, leased background jobs, read and written in the unit of work's transaction.
+
+    A claimed job belongs to its worker until the lease expires; the worker keeps it with heartbeats.
+    """
+
+    async def enqueue(self, job: Job) -> None:
+        """Store a new job; it becomes claimable when the transaction commits."""
+        ...
+
+    async def get(self, job_id: str) -> Job:
+        """Raises NotFound."""
+        ...
+
+    async def list_for_recording(self, recording_id: str) -> Sequence[Job]:
+        """Every job of a recording, oldest first."""
+        ...
+
+    async def claim(self, *, worker: str, at: datetime, lease: timedelta, limit: int) -> Sequence[Job]:
+        """Take up to `limit` claimable jobs for `worker` in one statement, best priority first.
+
+        Safe with any number of concurrent claimers: no job is handed to two of them. Each claim is an attempt.
+        """
+        ...
+
+    async def heartbeat(
+        self,
+        job_id: str,
+        *,
+        worker: str,
+        at: datetime,
+        lease: timedelta,
+        progress: float | None = None,
+        stage: str | None = None,
+    ) -> bool:
+        """Renew the lease (and store progress); False when the worker lost it: the job was cancelled or reclaimed."""
+        ...
+
+    async def finish(self, job_id: str, *, worker: str, at: datetime) -> Job:
+        """Mark the job SUCCEEDED; raises InvalidTransition when `worker` no longer holds its lease."""
+        ...
+
+    async def fail(
+        self, job_id: str, *, worker: str, at: datetime, error: str, transient: bool, jitter: float = 0.0
+    ) -> Job:
+        """Record a failed attempt: requeued with backoff, or DEAD; raises InvalidTransition like `finish`."""
+        ...
+
+    async def cancel_for_recording(self, recording_id: str, *, at: datetime) -> int:
+        """Cancel the recording's queued and running jobs; returns how many were cancelled."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. State changes and the events of every saved aggregate commit together."""
 
@@ -111,6 +165,7 @@ class UnitOfWork(Protocol):
     users: UserRepository
     uploads: UploadRepository
     outbox: Outbox
+    jobs: JobQueue
 
     async def __aenter__(self) -> Self: ...
 

@@ -8,12 +8,12 @@ class DomainError(Exception):
 
 
 class InvalidTransition(DomainError):
-    """The recording's current status does not allow the requested action."""
+    """The current status of a recording (or another aggregate, named by `what`) does not allow the action."""
 
     code = "invalid_transition"
 
-    def __init__(self, *, status: str, action: str) -> None:
-        super().__init__(f"cannot {action} a recording that is {status}")
+    def __init__(self, *, status: str, action: str, what: str = "recording") -> None:
+        super().__init__(f"cannot {action} a {what} that is {status}")
         self.status = status
         self.action = action
 

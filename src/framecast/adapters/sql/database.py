@@ -10,12 +10,13 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from framecast.adapters.sql.jobs import SqlJobQueue
 from framecast.adapters.sql.outbox import SqlOutbox
 from framecast.adapters.sql.recordings import SqlRecordingRepository
 from framecast.adapters.sql.uploads import SqlUploadRepository
 from framecast.adapters.sql.users import SqlUserRepository
 from framecast.domain.recordings import Recording
-from framecast.ports import Outbox, RecordingRepository, UploadRepository, UserRepository
+from framecast.ports import JobQueue, Outbox, RecordingRepository, UploadRepository, UserRepository
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -47,6 +48,7 @@ class SqlUnitOfWork:
     users: UserRepository
     uploads: UploadRepository
     outbox: Outbox
+    jobs: JobQueue
 
     def __init__(self, engine: AsyncEngine, *, on_events: Callable[[], None] | None = None) -> None:
         self._engine = engine
@@ -62,6 +64,7 @@ class SqlUnitOfWork:
         self.users = SqlUserRepository(self._conn)
         self.uploads = SqlUploadRepository(self._conn)
         self.outbox = SqlOutbox(self._conn)
+        self.jobs = SqlJobQueue(self._conn)
         return self
 
     async def __aexit__(

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -149,4 +150,29 @@ processed_events = Table(
     metadata,
     Column("consumer", String(100), primary_key=True),
     Column("event_id", String(36), primary_key=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(100), nullable=False),
+    # No foreign key: a job may outlive its recording (cleaning up the blobs of a deleted one, say).
+    Column("recording_id", String(36), nullable=True, index=True),
+    Column("payload", JSON, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", UtcDateTime(), nullable=False),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("progress", Float, nullable=False),
+    Column("stage", String(100), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    # The claim query filters on status and orders by the rest.
+    Index("ix_jobs_claim", "status", "priority", "run_after", "created_at"),
 )

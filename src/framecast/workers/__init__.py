@@ -1,0 +1,1 @@
+"""Job handlers and the worker loop that runs them."""
