@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -196,3 +198,18 @@ async def server(container: Container) -> AsyncIterator[Server]:
     token = await create_token(uow=container.uow, clock=container.clock, user=user)
     async with serving(container) as url:
         yield Server(container=container, url=url, user=user, token=token)
+
+
+async def drive_to_uploading(base_url: str, token: str) -> tuple[str, str]:
+    """Create a recording, record and stop it over the control channel; return its id and UPLOAD_READY's URL."""
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        response = await http.post("/api/v1/recordings", json={"recording_type": "screen"})
+    assert response.status_code == 201, response.text
+    recording = response.json()
+    async with websockets.connect(recording["ws_url"], compression=None) as ws:
+        await ws.recv()
+        for seq, kind in enumerate(("RECORDING_STARTED", "RECORDING_STOPPED"), start=1):
+            await ws.send(json.dumps({"type": kind, "seq": seq, "data": {}}))
+        while (message := json.loads(await ws.recv()))["type"] != "UPLOAD_READY":
+            pass
+    return recording["id"], message["data"]["upload_url"]

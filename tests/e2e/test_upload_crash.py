@@ -20,9 +20,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import websockets
 
-from conftest import free_port
+from conftest import drive_to_uploading, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -68,19 +67,6 @@ async def serve(data_dir: Path, port: int, log: Path) -> AsyncIterator[asyncio.s
                 await process.wait()
 
 
-async def uploading_recording(base: str, token: str) -> tuple[str, str]:
-    """Create a recording and drive it to UPLOADING over the control channel; return its id and upload URL."""
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
-        recording = (await http.post(f"{base}/api/v1/recordings", json={"recording_type": "screen"})).json()
-    async with websockets.connect(recording["ws_url"], compression=None) as ws:
-        await ws.recv()
-        for seq, kind in enumerate(("RECORDING_STARTED", "RECORDING_STOPPED"), start=1):
-            await ws.send(json.dumps({"type": kind, "seq": seq, "data": {}}))
-        while (message := json.loads(await ws.recv()))["type"] != "UPLOAD_READY":
-            pass
-    return recording["id"], message["data"]["upload_url"]
-
-
 def query(database: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(database)) as db:
         return list(db.execute(sql, params))
@@ -102,7 +88,7 @@ async def test_an_upload_survives_kill_9_and_resumes_from_the_durable_offset(tmp
     async with serve(data_dir, port, log) as process:
         assert process.stdout is not None
         token = (await asyncio.wait_for(process.stdout.readline(), timeout=10)).decode().strip()
-        recording_id, url = await uploading_recording(base, token)
+        recording_id, url = await drive_to_uploading(base, token)
         async with httpx.AsyncClient(timeout=30) as http:
             created = await http.post(url, headers={**TUS, "Upload-Length": str(SIZE)})
             location = created.headers["location"]

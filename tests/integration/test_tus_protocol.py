@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -17,10 +16,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import websockets
 from sqlalchemy import func, select
 
-from conftest import Server
+from conftest import Server, drive_to_uploading
 from framecast.adapters.clock import FakeClock
 from framecast.adapters.sql.tables import outbox, uploads
 from framecast.services.tickets import UPLOAD_TICKET, Grant, Tickets
@@ -46,18 +44,7 @@ def settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
 
 
 async def uploading_recording(server: Server, token: str | None = None) -> tuple[str, str]:
-    """Create a recording, record and stop it over the control channel; return its id and UPLOAD_READY's URL."""
-    async with server.client(token) as http:
-        response = await http.post("/api/v1/recordings", json={"recording_type": "screen"})
-    assert response.status_code == 201, response.text
-    recording = response.json()
-    async with websockets.connect(recording["ws_url"], compression=None) as ws:
-        await ws.recv()
-        for seq, kind in enumerate(("RECORDING_STARTED", "RECORDING_STOPPED"), start=1):
-            await ws.send(json.dumps({"type": kind, "seq": seq, "data": {}}))
-        while (message := json.loads(await ws.recv()))["type"] != "UPLOAD_READY":
-            pass
-    return recording["id"], message["data"]["upload_url"]
+    return await drive_to_uploading(server.url, token or server.token)
 
 
 def b64(value: str) -> str:
