@@ -14,6 +14,7 @@ import pytest
 from framecast.domain import events as ev
 from framecast.domain.errors import InvalidTransition
 from framecast.domain.events import DomainEvent
+from framecast.domain.media import MediaSet
 from framecast.domain.recordings import (
     TRANSITIONS,
     Action,
@@ -56,10 +57,16 @@ LIFECYCLE: dict[tuple[RecordingStatus, Action], RecordingStatus] = {
     (S.UPLOADING, Action.FAIL_UPLOAD): S.FAILED,
     (S.PROCESSING, Action.MARK_PLAYABLE): S.READY,
     (S.PROCESSING, Action.FAIL_PROCESSING): S.FAILED,
+    # Not part of a session: the owner asks for processing again, from the upload kept.
+    (S.READY, Action.REPROCESS): S.PROCESSING,
+    (S.FAILED, Action.REPROCESS): S.PROCESSING,
 }
 INVALID = [(status, action) for status in S for action in Action if (status, action) not in LIFECYCLE]
 # Actions without a method of their own: the sweeper applies them once their deadline is due.
 DEADLINE_ACTIONS = {Action.EXPIRE: "prepare_expires_at", Action.FAIL_UPLOAD: "upload_expires_at"}
+
+
+MEDIA = MediaSet(generation="g1", duration_ms=30_000, width=1280, height=720, frame_rate=30.0)
 
 
 def new_recording() -> Recording:
@@ -97,7 +104,9 @@ def act(recording: Recording, action: Action, when: datetime) -> None:
     elif action is Action.COMPLETE_UPLOAD:
         recording.complete_upload(at=when, key="raw/rec-1.webm", size=4096)
     elif action is Action.MARK_PLAYABLE:
-        recording.mark_playable(at=when)
+        recording.mark_playable(at=when, media=MEDIA)
+    elif action is Action.REPROCESS:
+        recording.reprocess(at=when)
     elif action is Action.FAIL_PROCESSING:
         recording.fail_processing(at=when, reason="The video has no decodable frames.")
     else:
@@ -121,7 +130,7 @@ def in_status(status: RecordingStatus) -> Recording:
             if status is not S.UPLOADING:
                 recording.complete_upload(at=at(50), key="raw/rec-1.webm", size=4096)
                 if status is S.READY:
-                    recording.mark_playable(at=at(60))
+                    recording.mark_playable(at=at(60), media=MEDIA)
                 elif status is S.FAILED:
                     recording.fail_processing(at=at(60), reason="The video has no decodable frames.")
     assert recording.status is status
@@ -356,6 +365,7 @@ def test_a_full_session_emits_its_events_in_order() -> None:
         "key": "raw/rec-1.webm",
         "size": 4096,
         "recording_type": "screen_camera",
+        "parts": [],
     }
     assert [e.time for e in recording.events] == [T0, at(10), at(20), at(30), at(45), at(50)]
     assert {e.subject for e in recording.events} == {"rec-1"}
@@ -605,8 +615,49 @@ def test_terminal_recordings_have_no_deadline_and_never_move(path: str) -> None:
 
     assert sweep(recording, at(100 * 86_400)) is None
     for action in Action:
-        if action not in DEADLINE_ACTIONS:
+        # Reprocessing is the owner's explicit way back (tested below); nothing else moves a finished recording.
+        if action not in DEADLINE_ACTIONS and action is not Action.REPROCESS:
             with pytest.raises(InvalidTransition):
                 act(recording, action, NOW)
     recording.disconnected(at=NOW, grace=LIMITS.reconnect_grace)
     assert snapshot(recording) == before
+
+
+def test_reprocess_runs_processing_again_from_the_kept_upload() -> None:
+    recording = in_status(S.FAILED)
+    recording.events.clear()
+    recording.reprocess(at=at(70))
+    assert recording.status is S.PROCESSING
+    assert recording.failure_reason is None
+    [uploaded] = recording.events
+    assert uploaded.type == ev.RAW_VIDEO_UPLOADED
+    assert uploaded.data["key"] == "raw/rec-1.webm"
+    assert uploaded.data["reprocess"] is True
+
+
+def test_a_recording_that_never_got_its_upload_cannot_be_reprocessed() -> None:
+    recording = _failed_by_upload_timeout()
+    with pytest.raises(InvalidTransition):
+        recording.reprocess(at=at(100 * 86_400))
+    assert recording.status is S.FAILED
+
+
+def test_media_events_fire_for_the_current_generation_only() -> None:
+    recording = in_status(S.READY)
+    recording.events.clear()
+    assert not recording.rendition_ready(at=at(70), generation="old", name="720p")
+    assert recording.rendition_ready(at=at(70), generation="g1", name="720p")
+    assert not recording.media_complete(at=at(71), generation="old", part="ladder")
+    for part in ("ladder", "pictures", "download"):
+        assert recording.media_complete(at=at(72), generation="g1", part=part)
+    recording.media_complete(at=at(73), generation="g1", part="download")  # again: no second video_ready
+    assert event_types(recording) == [ev.RENDITION_READY, ev.VIDEO_READY]
+    assert recording.media is not None and recording.media.renditions == ["720p"]
+
+
+def test_an_import_takes_its_duration_from_the_media() -> None:
+    recording = Recording.create_import(owner_id="u", workspace_id="w", at=at(0), limits=LIMITS)
+    recording.complete_upload(at=at(5), key="raw/import", size=10)
+    recording.mark_playable(at=at(6), media=MEDIA)
+    assert recording.duration_ms == 30_000
+    assert event_types(recording)[-1] == ev.VIDEO_PLAYABLE

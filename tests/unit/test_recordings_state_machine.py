@@ -14,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from framecast.domain import events as ev
 from framecast.domain.errors import InvalidTransition
+from framecast.domain.media import MediaSet
 from framecast.domain.recordings import Action, Limits, Recording, RecordingStatus, RecordingType, StopReason
 
 S = RecordingStatus
@@ -131,7 +132,9 @@ class RecordingSession(RuleBasedStateMachine):
         elif action is Action.COMPLETE_UPLOAD:
             self.recording.complete_upload(at=self.now, key="raw/x.webm", size=4096)
         elif action is Action.MARK_PLAYABLE:
-            self.recording.mark_playable(at=self.now)
+            self.recording.mark_playable(
+                at=self.now, media=MediaSet(generation="g", duration_ms=1000, width=640, height=360, frame_rate=30)
+            )
         else:
             self.recording.fail_processing(at=self.now, reason="Unsupported codec.")
 
@@ -172,8 +175,10 @@ class RecordingSession(RuleBasedStateMachine):
             self.expected_events.append(ev.RAW_VIDEO_UPLOADED)
         elif action is Action.MARK_PLAYABLE:
             self.status = S.READY
+            self.expected_events.append(ev.VIDEO_PLAYABLE)
         else:
             self.status = S.FAILED
+            self.expected_events.append(ev.RECORDING_FAILED)
             assert self.recording.failure_reason == "Unsupported codec."
 
     def perform(self, action: Action, client_ms: int | None) -> None:

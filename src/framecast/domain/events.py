@@ -18,6 +18,10 @@ RECORDING_EXPIRED = "recording_expired"
 RECORDING_FAILED = "recording_failed"
 RECORDING_DELETED = "recording_deleted"
 RAW_VIDEO_UPLOADED = "raw_video_uploaded"
+VIDEO_PLAYABLE = "video_playable"
+RENDITION_READY = "rendition_ready"
+VIDEO_READY = "video_ready"
+PROCESSING_PROGRESS = "processing_progress"
 
 CLOUDEVENTS_SOURCE = "/framecast"
 

@@ -16,6 +16,7 @@ from typing import Any
 from framecast.domain import events as ev
 from framecast.domain.errors import InvalidTransition
 from framecast.domain.events import DomainEvent
+from framecast.domain.media import MediaSet
 
 
 class RecordingStatus(StrEnum):
@@ -71,6 +72,7 @@ class Action(StrEnum):
     FAIL_UPLOAD = "time out the upload of"
     MARK_PLAYABLE = "mark playable"
     FAIL_PROCESSING = "fail processing of"
+    REPROCESS = "reprocess"
 
 
 S = RecordingStatus
@@ -85,6 +87,7 @@ TRANSITIONS: dict[Action, tuple[frozenset[RecordingStatus], RecordingStatus]] = 
     Action.FAIL_UPLOAD: (frozenset({S.UPLOADING}), S.FAILED),
     Action.MARK_PLAYABLE: (frozenset({S.PROCESSING}), S.READY),
     Action.FAIL_PROCESSING: (frozenset({S.PROCESSING}), S.FAILED),
+    Action.REPROCESS: (frozenset({S.READY, S.FAILED}), S.PROCESSING),
 }
 
 
@@ -129,10 +132,12 @@ class Recording:
     client_metadata: dict[str, Any] = field(default_factory=dict)
     upload_key: str | None = None
     upload_size: int | None = None
+    upload_parts: list[int] = field(default_factory=list)
     prepare_expires_at: datetime | None = None
     grace_expires_at: datetime | None = None
     upload_expires_at: datetime | None = None
     updated_at: datetime | None = None
+    media: MediaSet | None = None
     last_seq: int = 0
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False)
@@ -323,19 +328,82 @@ class Recording:
 
     # -- upload and processing -----------------------------------------------------------------------------------
 
-    def complete_upload(self, *, at: datetime, key: str, size: int) -> None:
+    def complete_upload(self, *, at: datetime, key: str, size: int, parts: list[int] | None = None) -> None:
+        """The upload is whole under `key`; `parts` are the sizes of the pieces it was concatenated from, in order
+        (one per segment when a client uploads each segment separately), so processing can tell them apart."""
         self._move(Action.COMPLETE_UPLOAD, at)
         self.upload_key = key
         self.upload_size = size
+        self.upload_parts = list(parts or [])
         self.upload_expires_at = None
-        self._record(ev.RAW_VIDEO_UPLOADED, at, key=key, size=size, recording_type=self.recording_type.value)
+        self._record(
+            ev.RAW_VIDEO_UPLOADED,
+            at,
+            key=key,
+            size=size,
+            recording_type=self.recording_type.value,
+            parts=self.upload_parts,
+        )
 
-    def mark_playable(self, *, at: datetime) -> None:
+    def mark_playable(self, *, at: datetime, media: MediaSet) -> None:
+        """The first playable rendition of `media` is published: viewers can watch, the ladder follows."""
         self._move(Action.MARK_PLAYABLE, at)
+        self.media = media
+        self.failure_reason = None
+        if self.duration_ms is None:  # an import: its length is the media's
+            self.duration_ms = media.duration_ms
+        self._record(ev.VIDEO_PLAYABLE, at, generation=media.generation, duration_ms=media.duration_ms)
 
-    def fail_processing(self, *, at: datetime, reason: str) -> None:
+    def rendition_ready(self, *, at: datetime, generation: str, name: str) -> bool:
+        """A rung of the ladder is published; False (and nothing recorded) for a generation that is not current."""
+        if self.media is None or self.media.generation != generation:
+            return False
+        if name not in self.media.renditions:
+            self.media.renditions.append(name)
+        self.updated_at = at
+        self._record(ev.RENDITION_READY, at, generation=generation, rendition=name)
+        return True
+
+    def media_complete(self, *, at: datetime, generation: str, part: str) -> bool:
+        """`part` ("ladder", "pictures" or "download") of the current generation is published; once all three are,
+        `video_ready` fires. False for a generation that is not current."""
+        media = self.media
+        if media is None or media.generation != generation:
+            return False
+        was_ready = media.ladder_complete and media.pictures and media.download
+        if part == "ladder":
+            media.ladder_complete = True
+        elif part == "pictures":
+            media.pictures = True
+        elif part == "download":
+            media.download = True
+        else:
+            raise ValueError(f"unknown media part {part!r}")
+        self.updated_at = at
+        if not was_ready and media.ladder_complete and media.pictures and media.download:
+            self._record(ev.VIDEO_READY, at, generation=generation, renditions=list(media.renditions))
+        return True
+
+    def fail_processing(self, *, at: datetime, reason: str, stage: str = "") -> None:
         self._move(Action.FAIL_PROCESSING, at)
         self.failure_reason = reason
+        self._record(ev.RECORDING_FAILED, at, reason=reason, stage=stage)
+
+    def reprocess(self, *, at: datetime) -> None:
+        """Run processing again on the same upload (the previous media stays watchable until replaced)."""
+        if self.upload_key is None:
+            raise InvalidTransition(status=self.status.value, action=Action.REPROCESS.value)
+        self._move(Action.REPROCESS, at)
+        self.failure_reason = None
+        self._record(
+            ev.RAW_VIDEO_UPLOADED,
+            at,
+            key=self.upload_key,
+            size=self.upload_size,
+            reprocess=True,
+            recording_type=self.recording_type.value,
+            parts=self.upload_parts,
+        )
 
     # -- control-channel sequence numbers ----------------------------------------------------------------------------
 

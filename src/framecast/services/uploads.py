@@ -369,13 +369,16 @@ class UploadService:
                 recording = await tx.recordings.get(fresh.recording_id)
                 at = self._clock.now()
                 fresh.advance(to=size, at=at, ttl=self._ttl)
-                try:
-                    recording.complete_upload(at=at, key=key, size=size)
-                except InvalidTransition:
-                    raise NotAcceptingUploads(recording) from None
+                part_sizes = []
                 for part_id in fresh.parts:
                     with contextlib.suppress(NotFound):
-                        await tx.uploads.delete(await tx.uploads.get(part_id))
+                        part = await tx.uploads.get(part_id)
+                        part_sizes.append(part.length or 0)
+                        await tx.uploads.delete(part)
+                try:
+                    recording.complete_upload(at=at, key=key, size=size, parts=part_sizes)
+                except InvalidTransition:
+                    raise NotAcceptingUploads(recording) from None
                 await tx.uploads.save(fresh)
                 try:
                     await tx.recordings.save(recording)

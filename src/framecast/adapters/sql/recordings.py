@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framecast.adapters.sql.tables import recordings
 from framecast.domain.errors import ConcurrentUpdate, NotFound
+from framecast.domain.media import MediaSet
 from framecast.domain.recordings import Recording, RecordingStatus, RecordingType, StopReason
 
 _COLUMNS = [c.name for c in recordings.columns if c.name not in ("deadline_at",)]
@@ -23,6 +24,7 @@ def _to_row(recording: Recording) -> dict[str, Any]:
     row["recording_type"] = recording.recording_type.value
     row["stop_reason"] = recording.stop_reason.value if recording.stop_reason else None
     row["deadline_at"] = recording.deadline_at
+    row["media"] = recording.media.to_dict() if recording.media else None
     return row
 
 
@@ -33,6 +35,8 @@ def _from_row(row: RowMapping) -> Recording:
     values["stop_reason"] = StopReason(row["stop_reason"]) if row["stop_reason"] else None
     values["settings"] = dict(row["settings"] or {})
     values["client_metadata"] = dict(row["client_metadata"] or {})
+    values["upload_parts"] = [int(size) for size in row["upload_parts"] or []]
+    values["media"] = MediaSet.from_dict(row["media"]) if row["media"] else None
     return Recording(**values)
 
 

@@ -107,6 +107,8 @@ recordings = Table(
     Column("client_metadata", JSON, nullable=False),
     Column("upload_key", String(500), nullable=True),
     Column("upload_size", BigInteger, nullable=True),
+    Column("upload_parts", JSON, nullable=False, default=list),
+    Column("media", JSON, nullable=True),
     Column("prepare_expires_at", UtcDateTime(), nullable=True),
     Column("grace_expires_at", UtcDateTime(), nullable=True),
     Column("upload_expires_at", UtcDateTime(), nullable=True),
