@@ -652,7 +652,8 @@ def test_media_events_fire_for_the_current_generation_only() -> None:
         assert recording.media_complete(at=at(72), generation="g1", part=part)
     recording.media_complete(at=at(73), generation="g1", part="download")  # again: no second video_ready
     assert event_types(recording) == [ev.RENDITION_READY, ev.VIDEO_READY]
-    assert recording.media is not None and recording.media.renditions == ["720p"]
+    assert recording.media is not None
+    assert recording.media.renditions == ["720p"]
 
 
 def test_an_import_takes_its_duration_from_the_media() -> None:
