@@ -138,6 +138,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         port=port,
         secret_key="test-secret-" + secrets.token_hex(8),
         sweep_interval_seconds=0.05,
+        # Most tests upload bytes that are not video; the processing tests turn the worker on themselves.
+        serve_workers=False,
     )
 
 

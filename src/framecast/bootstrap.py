@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,14 +17,18 @@ from framecast.adapters.blobs.files import FileBlobStore, FileUploadStore
 from framecast.adapters.bus.memory import MemoryEventBus
 from framecast.adapters.clock import SystemClock
 from framecast.adapters.live.memory import MemoryLiveState
+from framecast.adapters.media.ffmpeg import FFmpegTools, locate_ffmpeg
 from framecast.adapters.sql.database import SqlUnitOfWork, create_engine
 from framecast.adapters.sql.migrate import upgrade_async
-from framecast.ports import Clock, LiveState, UnitOfWorkFactory
-from framecast.services.events import OutboxRelay
+from framecast.domain import events as ev
+from framecast.ports import Clock, EventBus, EventHandler, LiveState, UnitOfWorkFactory
+from framecast.services.events import OutboxRelay, TransactionalHandler, deduplicated
+from framecast.services.processing import ProcessingService
 from framecast.services.recordings import RecordingService
 from framecast.services.tickets import Tickets
 from framecast.services.uploads import UploadService
 from framecast.settings import Settings
+from framecast.workers.runner import Worker
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ class Container:
     tickets: Tickets
     recordings: RecordingService
     uploads: UploadService
+    processing: ProcessingService
+    worker: Worker
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
 
@@ -51,10 +58,16 @@ class Container:
             await conn.execute(text("SELECT 1"))
 
     def start_background(self) -> None:
-        """Start the loops every instance runs: outbox relay, deadline sweeper, upload expiry (safe to run anywhere)."""
+        """Start the loops every instance runs: outbox relay, deadline sweeper, upload expiry (safe to run anywhere),
+        and the job worker unless the settings leave jobs to `framecast worker` processes."""
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         for name, step in (("deadline-sweeper", self.recordings.sweep), ("upload-expiry", self.uploads.expire)):
             self._tasks.append(asyncio.create_task(self._every_sweep(name, step), name=name))
+        if self.settings.serve_workers:
+            self.start_worker()
+
+    def start_worker(self) -> None:
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="job-worker"))
 
     async def _every_sweep(self, name: str, step: Callable[[], Awaitable[int]]) -> None:
         while True:
@@ -69,6 +82,7 @@ class Container:
         if self._closed:
             return
         self._closed = True
+        self.worker.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -113,6 +127,34 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         ttl=timedelta(seconds=settings.upload_expiry_seconds),
         spool_dir=spool,
     )
+    processing = ProcessingService(
+        uow=uow,
+        clock=clock,
+        blobs=blobs,
+        tools=FFmpegTools(
+            binary=locate_ffmpeg(settings.ffmpeg_binary), threads=settings.media_threads, preset=settings.x264_preset
+        ),
+        scratch=settings.data_dir / "work",
+    )
+    worker = Worker(
+        uow=uow,
+        clock=clock,
+        handlers=processing.handlers(),
+        worker_id=f"{settings.instance_id}-{os.getpid()}",
+        concurrency=settings.worker_concurrency,
+        lease_seconds=settings.job_lease_seconds,
+        on_dead=processing.job_dead,
+    )
+    processing.on_cancel = worker.cancel_recording
+    _subscribe(
+        bus,
+        uow,
+        worker,
+        {
+            ev.RAW_VIDEO_UPLOADED: processing.on_raw_video_uploaded,
+            ev.RECORDING_DELETED: processing.on_recording_deleted,
+        },
+    )
     return Container(
         settings=settings,
         clock=clock,
@@ -125,7 +167,25 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         tickets=Tickets(secret_key=settings.resolved_secret_key(), clock=clock),
         recordings=recordings,
         uploads=uploads,
+        processing=processing,
+        worker=worker,
     )
+
+
+def _subscribe(
+    bus: EventBus, uow: UnitOfWorkFactory, worker: Worker, handlers: dict[str, TransactionalHandler]
+) -> None:
+    """Subscribe each handler to its event type, applied once per event; a commit may have queued jobs, so the
+    in-process worker looks at once."""
+    for event_type, handler in handlers.items():
+        once = deduplicated(consumer=f"processing.{event_type}", handler=handler, uow=uow)
+
+        async def deliver(event: ev.DomainEvent, event_type: str = event_type, once: EventHandler = once) -> None:
+            if event.type == event_type:
+                await once(event)
+                worker.wake()
+
+        bus.subscribe(f"processing.{event_type}", deliver)
 
 
 async def _live_state(settings: Settings) -> LiveState:

@@ -1,4 +1,4 @@
-"""The `framecast` command line: serve, migrate, token."""
+"""The `framecast` command line: serve, worker, migrate, token."""
 
 from __future__ import annotations
 
@@ -88,6 +88,39 @@ async def _serve(settings: Settings) -> None:
             err.print(f"First start: created [bold]{settings.owner_email}[/]. API token (shown once):")
             print(token, flush=True)
         await uvicorn.Server(server_config(create_app(container), settings)).serve()
+    finally:
+        await container.aclose()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at a time (FRAMECAST_WORKER_CONCURRENCY).", min=1)
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run processing jobs (scale-out: any number of these beside `serve FRAMECAST_SERVE_WORKERS=false`)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    with asyncio.Runner(loop_factory=_fastest_loop()) as runner:
+        runner.run(_work(_settings(data_dir, worker_concurrency=concurrency)))
+
+
+async def _work(settings: Settings) -> None:
+    import signal
+
+    from framecast.bootstrap import build_container
+
+    container = await build_container(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, container.worker.stop)
+    err.print(
+        f"[bold green]framecast worker[/] {container.worker.worker_id}: "
+        f"{settings.worker_concurrency} at a time, ffmpeg threads {settings.media_threads}"
+    )
+    try:
+        await container.worker.run()
     finally:
         await container.aclose()
 

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from framecast.domain.events import DomainEvent
 from framecast.domain.jobs import Job
+from framecast.domain.ladder import Rendition
+from framecast.domain.media import MediaInfo
 from framecast.domain.recordings import Recording, RecordingStatus
 from framecast.domain.uploads import Upload
 from framecast.domain.users import ApiToken, User
@@ -199,6 +202,25 @@ class BlobStore(Protocol):
         """Remove the object; absent objects are not an error."""
         ...
 
+    async def put_file(self, key: str, source: Path) -> None:
+        """Store the local file `source` under `key` (replacing any object there); `source` may be moved away."""
+        ...
+
+    async def get_file(self, key: str, target: Path) -> None:
+        """Copy the object to the local file `target`; raises FileNotFoundError when absent."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every object whose key starts with `prefix` (which ends with "/"); returns how many."""
+        ...
+
+
+@runtime_checkable
+class LocalBlobStore(BlobStore, Protocol):
+    """Optional capability: objects are local files, so media tools read them in place instead of a copy."""
+
+    def path(self, key: str) -> Path: ...
+
 
 class UploadStore(Protocol):
     """Bytes of uploads in progress (tus). Offsets are the only truth about how much arrived."""
@@ -283,3 +305,55 @@ class EventBus(Protocol):
     def subscribe(self, consumer: str, handler: EventHandler) -> None: ...
 
     async def publish(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+# -- media tools -------------------------------------------------------------------------------------------------------
+
+Progress = Callable[[float], None]
+"""Told the percentage (0-100) of the current step done, as often as the tool knows it."""
+
+
+class MediaTools(Protocol):
+    """Probing and media work on local files. Raises MediaRefused for input that can never work; any other
+    exception is transient (the job is retried)."""
+
+    async def probe(self, path: Path) -> MediaInfo: ...
+
+    async def join(self, parts: Sequence[Path], target: Path, *, duration_s: float, progress: Progress) -> None:
+        """Join same-format segments (files in one folder) into one file, timestamps continuous."""
+        ...
+
+    async def remux_hls(self, source: Path, folder: Path, info: MediaInfo, *, progress: Progress) -> None:
+        """The source's own streams as CMAF HLS in `folder` (index.m3u8, init.mp4, segments)."""
+        ...
+
+    async def encode_hls(
+        self,
+        source: Path,
+        root: Path,
+        renditions: Sequence[Rendition],
+        info: MediaInfo,
+        *,
+        screen: bool,
+        progress: Progress,
+        fast: bool = False,
+    ) -> None:
+        """Every rendition from one decode, each as CMAF HLS in `root/<name>/`."""
+        ...
+
+    async def poster(self, source: Path, target: Path, info: MediaInfo) -> None: ...
+
+    async def preview(self, source: Path, target: Path, info: MediaInfo) -> None: ...
+
+    async def storyboard(
+        self,
+        source: Path,
+        target: Path,
+        info: MediaInfo,
+        *,
+        interval: float,
+        tile: tuple[int, int],
+        grid: tuple[int, int],
+    ) -> None: ...
+
+    async def faststart_mp4(self, source: Path, target: Path, *, duration_s: float) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -36,10 +37,20 @@ class Settings(BaseSettings):
     reconnect_grace_seconds: float = Field(default=120, description="A capturing client gone longer is stopped.")
     upload_timeout_seconds: float = Field(default=24 * 3600, description="UPLOADING longer than this fails.")
     ws_ticket_ttl_seconds: float = Field(default=300, description="Lifetime of the ticket in ws_url.")
+    media_url_ttl_seconds: float = Field(default=3600, gt=0, description="Least lifetime of a signed media URL.")
     max_upload_bytes: int = Field(default=10 * 1024**3, description="Largest upload accepted (413 beyond).")
     upload_expiry_seconds: float = Field(default=24 * 3600, description="Idle unfinished uploads are removed after.")
     sweep_interval_seconds: float = Field(default=1.0, description="How often deadlines are enforced.")
     ws_ping_interval_seconds: float = Field(default=20.0, description="WebSocket keep-alive ping interval.")
+
+    serve_workers: bool = Field(default=True, description="Run the job worker inside `serve` (embedded default).")
+    worker_concurrency: int = Field(default=2, ge=1, description="Jobs one worker process runs at a time.")
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="A job whose worker is silent this long is retried."
+    )
+    ffmpeg_binary: str | None = Field(default=None, description="Unset: ffmpeg on PATH, else the one from PyPI.")
+    media_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, description="Threads per ffmpeg run.")
+    x264_preset: str = Field(default="veryfast", description="x264 speed/size trade-off for the ladder.")
 
     @property
     def blob_root(self) -> Path:

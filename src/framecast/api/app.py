@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from framecast import __version__
-from framecast.api import control, errors, health, recordings, uploads
+from framecast.api import control, errors, health, media, recordings, uploads
 from framecast.bootstrap import Container
 from framecast.settings import Settings
 
@@ -52,6 +52,7 @@ def create_app(container: Container, *, background: bool = True) -> FramecastApp
     app.include_router(health.router)
     app.include_router(recordings.router)
     app.include_router(uploads.router)
+    app.include_router(media.router)
     return FramecastApp(app, container)
 
 

@@ -1,15 +1,19 @@
-"""Absolute, signed links handed to clients: control-channel URLs, upload URLs, share URLs."""
+"""Absolute, signed links handed to clients: control-channel URLs, upload URLs, share URLs, media URLs."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from framecast.api.schemas import Playback
 from framecast.bootstrap import Container
+from framecast.domain.media import DOWNLOAD, MASTER, POSTER, PREVIEW, STORYBOARD_VTT
 from framecast.domain.recordings import Recording, RecordingStatus
+from framecast.services.media_links import MediaSigner
 from framecast.services.tickets import UPLOAD_TICKET, WS_TICKET, Grant
 
 UPLOADS_PATH = "/api/v1/uploads/"
+MEDIA_PATH = "/media/"
 
 
 def ws_url(container: Container, recording: Recording) -> str:
@@ -38,3 +42,41 @@ def control_open(recording: Recording) -> bool:
         RecordingStatus.PAUSED,
         RecordingStatus.UPLOADING,
     )
+
+
+def media_signer(container: Container) -> MediaSigner:
+    """The signer of `container`'s media URLs; cheap to make (itsdangerous derives its key on every use anyway)."""
+    settings = container.settings
+    ttl = timedelta(seconds=settings.media_url_ttl_seconds)
+    return MediaSigner(secret_key=settings.resolved_secret_key(), clock=container.clock, ttl=ttl)
+
+
+def media_url(container: Container, recording: Recording, name: str) -> str | None:
+    """The signed URL of `name` (a path under the current generation, e.g. `master.m3u8`); None before playable.
+
+    Whether `name` exists is the caller's business: recording.media says which parts are published.
+    """
+    base = _media_base(container, recording)
+    return None if base is None else f"{base}/{name}"
+
+
+def playback(container: Container, recording: Recording) -> Playback:
+    """Media URLs for what the current generation has published so far; all null before the recording plays."""
+    media = recording.media
+    base = _media_base(container, recording)
+    if media is None or base is None:
+        return Playback()
+    return Playback(
+        hls_url=f"{base}/{MASTER}",
+        poster_url=f"{base}/{POSTER}" if media.pictures else None,
+        preview_url=f"{base}/{PREVIEW}" if media.pictures else None,
+        storyboard_url=f"{base}/{STORYBOARD_VTT}" if media.pictures else None,
+        download_url=f"{base}/{DOWNLOAD}" if media.download else None,
+    )
+
+
+def _media_base(container: Container, recording: Recording) -> str | None:
+    if recording.media is None:
+        return None
+    token = media_signer(container).sign(recording_id=recording.id, generation=recording.media.generation)
+    return f"{container.settings.resolved_public_url}{MEDIA_PATH}{token}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -9,7 +10,6 @@ from fastapi import APIRouter, Query, Response
 from framecast.api import links
 from framecast.api.deps import ContainerDep, UserDep
 from framecast.api.schemas import (
-    Playback,
     RecordingCreate,
     RecordingOut,
     RecordingPage,
@@ -18,11 +18,14 @@ from framecast.api.schemas import (
 )
 from framecast.bootstrap import Container
 from framecast.domain.recordings import Recording, RecordingStatus
+from framecast.services.processing import StageStatus
 
 router = APIRouter(prefix="/api/v1/recordings", tags=["recordings"], responses=error_responses(400, 401, 404, 409, 422))
 
 
-def present(container: Container, recording: Recording) -> RecordingOut:
+def present(
+    container: Container, recording: Recording, processing: dict[str, StageStatus] | None = None
+) -> RecordingOut:
     return RecordingOut(
         id=recording.id,
         status=recording.status,
@@ -39,9 +42,10 @@ def present(container: Container, recording: Recording) -> RecordingOut:
         updated_at=recording.updated_at,
         stop_reason=recording.stop_reason.value if recording.stop_reason else None,
         failure_reason=recording.failure_reason,
+        processing={stage: asdict(status) for stage, status in processing.items()} if processing else None,
         max_duration_ms=recording.max_duration_ms,
         share_url=links.share_url(container, recording),
-        playback=Playback(),
+        playback=links.playback(container, recording),
         ws_url=links.ws_url(container, recording) if links.control_open(recording) else None,
         upload_url=links.upload_url(container, recording) if recording.status is RecordingStatus.UPLOADING else None,
     )
@@ -75,7 +79,17 @@ async def list_recordings(
 
 @router.get("/{recording_id}")
 async def get_recording(recording_id: str, user: UserDep, container: ContainerDep) -> RecordingOut:
-    return present(container, await container.recordings.get(owner_id=user.id, recording_id=recording_id))
+    """The recording, with the progress of each processing stage once its upload is in."""
+    recording = await container.recordings.get(owner_id=user.id, recording_id=recording_id)
+    return present(container, recording, await container.processing.status(recording.id))
+
+
+@router.post("/{recording_id}/reprocess", status_code=202)
+async def reprocess_recording(recording_id: str, user: UserDep, container: ContainerDep) -> RecordingOut:
+    """Run processing again from the kept upload (READY or FAILED recordings; 409 otherwise). The current media
+    stays watchable until the new first playable rendition replaces it."""
+    recording = await container.recordings.reprocess(owner_id=user.id, recording_id=recording_id)
+    return present(container, recording, await container.processing.status(recording.id))
 
 
 @router.patch("/{recording_id}")

@@ -29,8 +29,13 @@ class RecordingPatch(BaseModel):
 
 
 class Playback(BaseModel):
-    hls_url: str | None = None
-    poster_url: str | None = None
+    """Signed, short-lived media URLs (see Media delivery in docs/protocol.md); GET the recording for fresh ones."""
+
+    hls_url: str | None = Field(default=None, description="HLS master playlist; null until the recording plays.")
+    poster_url: str | None = Field(default=None, description="Poster frame (JPEG); null until pictures are made.")
+    preview_url: str | None = Field(default=None, description="Short animated preview (WebP), for hover.")
+    storyboard_url: str | None = Field(default=None, description="WebVTT thumbnail track for the seek bar.")
+    download_url: str | None = Field(default=None, description="The whole video as one MP4, as an attachment.")
 
 
 class RecordingOut(BaseModel):
@@ -50,7 +55,11 @@ class RecordingOut(BaseModel):
     stop_reason: str | None
     failure_reason: str | None
     max_duration_ms: int
-    processing: dict[str, Any] | None = Field(default=None, description="Progress of processing stages, when any.")
+    processing: dict[str, Any] | None = Field(
+        default=None,
+        description="Per stage (playable, pictures, ladder, download): status, progress (percent), step, "
+        "attempts and error; null before the upload is in. Only on single-recording answers.",
+    )
     share_url: str
     playback: Playback
     ws_url: str | None = Field(default=None, description="Control channel with a fresh ticket, while it is open.")
@@ -84,6 +93,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         412: "Tus-Resumable missing or not 1.0.0",
         413: "Over the size limit",
         415: "Wrong Content-Type",
+        416: "The Range lies outside the file (Content-Range: bytes */size says how long it is)",
         422: "The body does not validate",
         460: "Checksum mismatch; the chunk was discarded",
     }

@@ -45,9 +45,59 @@ def master_playlist(variants: Sequence[Variant]) -> str:
         raise ValueError("a master playlist needs at least one rendition")
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for v in sorted(variants, key=lambda v: -v.bandwidth):
-        lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={v.bandwidth},AVERAGE-BANDWIDTH={v.average_bandwidth},"
-            f'RESOLUTION={v.width}x{v.height},CODECS="{v.codecs}",FRAME-RATE={v.frame_rate:.3f}'
-        )
+        attributes = f"BANDWIDTH={v.bandwidth},AVERAGE-BANDWIDTH={v.average_bandwidth}"
+        if v.width and v.height:  # an audio-only rendition has neither size nor frame rate
+            attributes += f",RESOLUTION={v.width}x{v.height}"
+        if v.codecs:
+            attributes += f',CODECS="{v.codecs}"'
+        if v.frame_rate:
+            attributes += f",FRAME-RATE={v.frame_rate:.3f}"
+        lines.append(f"#EXT-X-STREAM-INF:{attributes}")
         lines.append(v.uri)
     return "\n".join(lines) + "\n"
+
+
+# Codec strings for streams framecast passes through unchanged (the first playable remux). The profile and level
+# of a stream framecast did not encode are not known exactly; these name the common case, which players accept
+# for choosing a rendition and which they then read precisely from the init segment.
+_PASSTHROUGH_VIDEO = {"hevc": "hvc1.1.6.L120.90", "vp9": "vp09.00.40.08", "av1": "av01.0.08M.08"}
+_PASSTHROUGH_AUDIO = {"aac": AAC_LC, "opus": "Opus", "mp3": "mp4a.40.34", "ac3": "ac-3", "eac3": "ec-3", "flac": "fLaC"}
+
+
+def codec_of(codec: str, *, width: int, height: int, frame_rate: float) -> str:
+    if codec == "h264":
+        return h264_high_codec(width=width, height=height, frame_rate=frame_rate)
+    return _PASSTHROUGH_VIDEO.get(codec, codec)
+
+
+def audio_codec_of(codec: str) -> str:
+    return _PASSTHROUGH_AUDIO.get(codec, codec)
+
+
+def segment_uris(playlist: str) -> list[str]:
+    """The media segment URIs of a media playlist, in order (the init segment is not among them)."""
+    return [line.strip() for line in playlist.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def measured_bandwidth(playlist: str, sizes: dict[str, int]) -> tuple[int, int]:
+    """(peak, average) bits per second of a rendition, from its segments' sizes and #EXTINF durations: the
+    BANDWIDTH and AVERAGE-BANDWIDTH its master-playlist entry must carry (RFC 8216 section 4.3.4.2)."""
+    duration: float | None = None
+    peak = 0.0
+    total_bits = 0
+    total_seconds = 0.0
+    for line in playlist.splitlines():
+        line = line.strip()
+        if line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].split(",")[0])
+        elif line and not line.startswith("#") and duration is not None:
+            bits = sizes[line] * 8
+            total_bits += bits
+            total_seconds += duration
+            if duration >= 0.5:  # a short last segment says little about the peak rate
+                peak = max(peak, bits / duration)
+            duration = None
+    if total_seconds <= 0:
+        raise ValueError("the playlist lists no timed segments")
+    average = total_bits / total_seconds
+    return int(max(peak, average)), int(average)

@@ -144,6 +144,8 @@ def can_remux(info: MediaInfo) -> bool:
 #                                          the old one never mix with the new.
 
 MASTER = "master.m3u8"
+PLAYLIST_NAME = "index.m3u8"
+INIT_NAME = "init.mp4"
 POSTER = "poster.jpg"
 PREVIEW = "preview.webp"
 STORYBOARD = "storyboard.jpg"

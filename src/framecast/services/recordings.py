@@ -123,6 +123,14 @@ class RecordingService:
 
         return await self._change(recording_id, rename, owner_id=owner_id, holder="keep")
 
+    async def reprocess(self, *, owner_id: str, recording_id: str) -> Recording:
+        """Process the kept upload again (READY or FAILED recordings); the current media stays until replaced."""
+
+        def again(recording: Recording, at: datetime) -> None:
+            recording.reprocess(at=at)
+
+        return await self._change(recording_id, again, owner_id=owner_id, holder="keep")
+
     async def delete(self, *, owner_id: str, recording_id: str) -> None:
         """Delete the recording and its media. A live client is told the session is closed."""
         async with self._uow() as tx:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from framecast.domain.errors import InvalidTransition
-from framecast.domain.jobs import Job, clamp_progress
+from framecast.domain.jobs import Job, JobStatus, clamp_progress
 from framecast.ports import Clock, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ class JobContext:
 
 
 Handler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
+DeadHook = Callable[[Job, str], Coroutine[Any, Any, None]]
+PROGRESS_WRITE_SECONDS = 1.0
 
 
 def random_jitter() -> float:
@@ -65,7 +67,9 @@ class Worker:
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         jitter: Callable[[], float] = random_jitter,
+        on_dead: DeadHook | None = None,
     ) -> None:
+        """`on_dead` hears of every job this worker gives up on (DEAD), after that is committed."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._uow = uow
@@ -76,7 +80,9 @@ class Worker:
         self._lease = timedelta(seconds=lease_seconds)
         self._poll_seconds = poll_seconds
         self._jitter = jitter
+        self._on_dead = on_dead
         self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: dict[asyncio.Task[None], Job] = {}
         self._stopping = False
         self._wake: asyncio.Event | None = None
 
@@ -102,6 +108,19 @@ class Worker:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             self._wake = None
 
+    def wake(self) -> None:
+        """Look for due jobs now rather than at the next poll (called after a commit that enqueued one)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def cancel_recording(self, recording_id: str) -> int:
+        """Stop this worker's running jobs of a recording at once (their rows are cancelled by the caller);
+        other workers notice at their next heartbeat. Returns how many were stopped."""
+        doomed = [task for task, job in self._jobs.items() if job.recording_id == recording_id]
+        for task in doomed:
+            task.cancel()
+        return len(doomed)
+
     def stop(self) -> None:
         """Ask run() to stop claiming; jobs in hand finish (or are cancelled through their lease) first."""
         self._stopping = True
@@ -119,6 +138,7 @@ class Worker:
         for job in claimed:
             task = asyncio.create_task(self._execute(job), name=f"job {job.kind} {job.id}")
             self._tasks.add(task)
+            self._jobs[task] = job
             task.add_done_callback(self._done)
         return len(claimed)
 
@@ -145,18 +165,32 @@ class Worker:
             return
         context = JobContext(job)
         task = asyncio.create_task(handler(job, context))
+        beat = self._lease.total_seconds() / 3
+        loop = asyncio.get_running_loop()
+        last_beat = loop.time()
+        written: tuple[float | None, str | None] = (None, None)
         try:
             while not task.done():
-                await asyncio.wait({task}, timeout=self._lease.total_seconds() / 3)
-                if not task.done() and not await self._heartbeat(job, context):
+                await asyncio.wait({task}, timeout=min(beat, PROGRESS_WRITE_SECONDS))
+                if task.done():
+                    break
+                # Heartbeat every third of the lease, and sooner when there is progress to show.
+                moved = (context.percent, context.stage) != written
+                if not moved and loop.time() - last_beat < beat:
+                    continue
+                written, last_beat = (context.percent, context.stage), loop.time()
+                if not await self._heartbeat(job, context):
                     logger.info("job %s (%s) was cancelled or taken over; stopping its handler", job.id, job.kind)
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                     return
         except asyncio.CancelledError:
-            # The worker itself is being shut down: stop the handler; the lease expires and another worker retries.
+            # The worker is shutting down, or the job's recording went: stop the handler (killing what it runs).
+            # A shut-down worker's lease expires and another worker retries.
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             raise
         if task.cancelled():
             await self._fail(job, "the handler was cancelled", transient=True)
@@ -200,7 +234,7 @@ class Worker:
     async def _fail(self, job: Job, error: str, *, transient: bool) -> None:
         try:
             async with self._uow() as tx:
-                await tx.jobs.fail(
+                failed = await tx.jobs.fail(
                     job.id,
                     worker=self.worker_id,
                     at=self._clock.now(),
@@ -211,9 +245,16 @@ class Worker:
                 await tx.commit()
         except InvalidTransition:
             logger.info("job %s failed after its lease was lost; the failure is not recorded", job.id)
+            return
+        if failed.status is JobStatus.DEAD and self._on_dead is not None:
+            try:
+                await self._on_dead(failed, error)
+            except Exception:
+                logger.exception("the dead-job hook failed for job %s", job.id)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._jobs.pop(task, None)
         if self._wake is not None:
             self._wake.set()  # a slot is free
         if not task.cancelled() and task.exception() is not None:

@@ -73,6 +73,44 @@ class FileBlobStore:
 
         await anyio.to_thread.run_sync(move)
 
+    async def put_file(self, key: str, source: Path) -> None:
+        """Move `source` in when it is on the store's filesystem (a rename), else copy it; durable on return."""
+        target = self.path(key)
+
+        def put() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+            except OSError:  # another filesystem
+                partial = target.with_name(target.name + ".partial")
+                shutil.copyfile(source, partial)
+                os.replace(partial, target)
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_dir(target.parent)
+
+        await anyio.to_thread.run_sync(put)
+
+    async def get_file(self, key: str, target: Path) -> None:
+        await anyio.to_thread.run_sync(shutil.copyfile, self.path(key), target)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        if not prefix.endswith("/"):
+            raise ValueError(f"a prefix ends with '/': {prefix!r}")
+        folder = self.path(prefix)
+
+        def remove() -> int:
+            if not folder.is_dir():
+                return 0
+            count = sum(1 for p in folder.rglob("*") if p.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+            return count
+
+        return await anyio.to_thread.run_sync(remove)
+
 
 class FileUploadStore:
     """UploadStore with concatenation on local files: `{root}/{upload_id}` holds the bytes received so far.

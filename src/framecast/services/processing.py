@@ -1,0 +1,555 @@
+"""The processing pipeline: from a raw upload to a playable link, then the ladder, pictures and a download.
+
+`raw_video_uploaded` enqueues one `media.playable` job. It validates and assembles the upload, publishes the first
+playable rendition (a remux when the codecs allow, else a fast low rung) and makes the recording READY; then it
+enqueues `media.ladder` and `media.pictures`, and the ladder enqueues `media.download`. Each job works in a scratch
+folder of its own and publishes into the recording's current media generation; a job of an older generation (the
+recording was reprocessed meanwhile) publishes nothing.
+
+Failures: MediaRefused (the upload is not usable) ends the job at once and, for the playable stage, the recording
+FAILED with the refusal's sentence; anything else is retried with backoff, and when the playable job runs out of
+attempts the recording fails with a sentence saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from framecast.domain import events as ev
+from framecast.domain import hls, storyboard
+from framecast.domain.errors import ConcurrentUpdate, NotFound
+from framecast.domain.events import DomainEvent
+from framecast.domain.jobs import PRIORITY_BACKGROUND, PRIORITY_LADDER, PRIORITY_PLAYABLE, Job
+from framecast.domain.ladder import DEFAULT_LADDER, Rendition, Rung, renditions_for
+from framecast.domain.media import (
+    DOWNLOAD,
+    INIT_NAME,
+    MASTER,
+    PLAYABLE_FOLDER,
+    PLAYLIST_NAME,
+    POSTER,
+    PREVIEW,
+    STORYBOARD,
+    STORYBOARD_VTT,
+    MediaInfo,
+    MediaRefused,
+    MediaSet,
+    can_remux,
+    check,
+    media_prefix,
+    recording_prefix,
+    work_prefix,
+)
+from framecast.domain.recordings import Recording, RecordingStatus, RecordingType
+from framecast.ports import BlobStore, Clock, LocalBlobStore, MediaTools, UnitOfWork, UnitOfWorkFactory
+from framecast.workers.runner import Handler, JobContext, PermanentJobError
+
+log = logging.getLogger(__name__)
+
+PLAYABLE = "media.playable"
+LADDER = "media.ladder"
+PICTURES = "media.pictures"
+DOWNLOAD_JOB = "media.download"
+STAGES = {PLAYABLE: "playable", LADDER: "ladder", PICTURES: "pictures", DOWNLOAD_JOB: "download"}
+PROGRESS_EVENT_SECONDS = 2.0
+AUDIO_ONLY = Rendition("audio", 0, 0, 0, 128)
+
+
+@dataclass(frozen=True, slots=True)
+class StageStatus:
+    """How one stage of a recording's processing is going, as GET /recordings/{id} shows it."""
+
+    status: str
+    progress: float
+    step: str
+    attempts: int
+    error: str | None
+
+
+class ProcessingService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        blobs: BlobStore,
+        tools: MediaTools,
+        scratch: Path,
+        ladder: Sequence[Rung] = DEFAULT_LADDER,
+        on_cancel: Callable[[str], object] = lambda recording_id: None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._blobs = blobs
+        self._tools = tools
+        self._scratch = scratch
+        self._ladder = tuple(ladder)
+        self.on_cancel = on_cancel
+
+    def handlers(self) -> dict[str, Handler]:
+        return {PLAYABLE: self.playable, LADDER: self.ladder, PICTURES: self.pictures, DOWNLOAD_JOB: self.download}
+
+    # -- events in ------------------------------------------------------------------------------------------------
+
+    async def on_raw_video_uploaded(self, event: DomainEvent, tx: UnitOfWork) -> None:
+        """Queue the playable stage for an upload (subscribed with `deduplicated`, so once per event)."""
+        await tx.jobs.enqueue(
+            Job.create(
+                kind=PLAYABLE,
+                at=self._clock.now(),
+                recording_id=event.subject,
+                payload={"key": event.data["key"], "parts": list(event.data.get("parts") or [])},
+                priority=PRIORITY_PLAYABLE,
+            )
+        )
+
+    async def on_recording_deleted(self, event: DomainEvent, tx: UnitOfWork) -> None:
+        """Stop the recording's jobs and remove everything stored for it."""
+        await tx.jobs.cancel_for_recording(event.subject, at=self._clock.now())
+        self.on_cancel(event.subject)
+        await self._blobs.delete_prefix(recording_prefix(event.subject))
+
+    async def job_dead(self, job: Job, error: str) -> None:
+        """A job gave up. When it was the playable stage, the recording fails, saying why."""
+        if job.kind != PLAYABLE or job.recording_id is None:
+            return
+        # A refused upload has failed its recording already, with the refusal's own sentence; this is the rest.
+        reason = f"processing failed after {job.attempts} attempts ({error}); ask for it to be processed again"
+        await self._change(job.recording_id, lambda r, at: _fail(r, at, reason))
+
+    async def status(self, recording_id: str) -> dict[str, StageStatus]:
+        """The newest job of each stage for a recording."""
+        async with self._uow() as tx:
+            jobs = await tx.jobs.list_for_recording(recording_id)
+        newest: dict[str, Job] = {}
+        for job in sorted(jobs, key=lambda j: j.created_at):
+            if job.kind in STAGES:
+                newest[STAGES[job.kind]] = job
+        return {
+            stage: StageStatus(
+                status=job.status.value,
+                progress=100.0 if job.status.value == "SUCCEEDED" else round(job.progress, 1),
+                step=job.stage,
+                attempts=job.attempts,
+                error=job.last_error,
+            )
+            for stage, job in newest.items()
+        }
+
+    # -- stages 1-3: validate, assemble, first playable ----------------------------------------------------------
+
+    async def playable(self, job: Job, context: JobContext) -> None:
+        recording = await self._recording(job)
+        if recording.status is not RecordingStatus.PROCESSING:
+            return  # done already, or deleted and recreated: nothing to do
+        generation = job.id.replace("-", "")[:12]
+        async with self._workspace(job) as work, self._progress_events(job, context):
+            try:
+                source, source_key, info = await self._assemble(job, recording, work, context, generation)
+                context.progress(0, "playable")
+                out = work / "out"
+                folder = out / PLAYABLE_FOLDER
+                if can_remux(info):
+                    await self._tools.remux_hls(source, folder, info, progress=lambda p: context.progress(p))
+                    variant = _variant_of(info, folder, uri=f"{PLAYABLE_FOLDER}/{PLAYLIST_NAME}", rendition=None)
+                else:
+                    rung = self._fast_rung(info, recording)
+                    await self._tools.encode_hls(
+                        source,
+                        work / "fast",
+                        [rung],
+                        info,
+                        screen=_is_screen(recording),
+                        fast=True,
+                        progress=lambda p: context.progress(p),
+                    )
+                    (work / "fast" / rung.name).rename(folder)
+                    variant = _variant_of(info, folder, uri=f"{PLAYABLE_FOLDER}/{PLAYLIST_NAME}", rendition=rung)
+            except MediaRefused as refused:
+                reason = str(refused)
+                await self._change(recording.id, lambda r, at: _fail(r, at, reason))
+                raise PermanentJobError(reason) from refused
+            (out / MASTER).write_text(hls.master_playlist([variant]))
+            prefix = media_prefix(recording.id, generation)
+            await self._publish(out, prefix, last=MASTER)
+            media = MediaSet(
+                generation=generation,
+                duration_ms=round((info.duration_s or 0.0) * 1000),
+                width=info.video.display_size[0] if info.video else 0,
+                height=info.video.display_size[1] if info.video else 0,
+                frame_rate=info.video.frame_rate if info.video else 0.0,
+                has_audio=info.has_audio,
+                source_key=source_key,
+            )
+            previous = recording.media.generation if recording.media else None
+            if not await self._became_playable(recording.id, media, job):
+                await self._blobs.delete_prefix(prefix)  # deleted or superseded while we worked
+                return
+            if previous and previous != generation:
+                await self._blobs.delete_prefix(media_prefix(recording.id, previous))
+                await self._blobs.delete_prefix(work_prefix(recording.id, previous))
+
+    async def _assemble(
+        self, job: Job, recording: Recording, work: Path, context: JobContext, generation: str
+    ) -> tuple[Path, str, MediaInfo]:
+        """The upload as one validated file: a segmented recording is joined, anything else used as it is."""
+        context.progress(0, "validate")
+        key = str(job.payload["key"])
+        raw = await self._local(key, work / "raw")
+        parts = [int(size) for size in job.payload.get("parts") or []]
+        segments = await self._segments(raw, parts, work) if len(parts) > 1 else None
+        if segments is None:
+            info = check(await self._tools.probe(raw))
+            return raw, key, info
+        context.progress(0, "assemble")
+        infos = [check(await self._tools.probe(path)) for path in segments]
+        joined = work / "joined.mkv"
+        total = sum(i.duration_s or 0.0 for i in infos)
+        await self._tools.join(segments, joined, duration_s=total, progress=lambda p: context.progress(p))
+        info = check(await self._tools.probe(joined))
+        source_key = work_prefix(recording.id, generation) + "source.mkv"
+        await self._blobs.put_file(source_key, joined)
+        return await self._local(source_key, work / "source.mkv"), source_key, info
+
+    async def _segments(self, raw: Path, parts: Sequence[int], work: Path) -> list[Path] | None:
+        """Cut a concatenated upload back into its parts when each is a file of its own (one per resume); None
+        when the parts only make sense together (fragments of one stream, MediaRecorder chunks)."""
+        folder = work / "segments"
+        folder.mkdir()
+        paths = []
+        with raw.open("rb") as whole:
+            for index, size in enumerate(parts):
+                path = folder / f"segment-{index:04d}"
+                with path.open("wb") as piece:
+                    remaining = size
+                    while remaining > 0 and (chunk := whole.read(min(remaining, 1024 * 1024))):
+                        piece.write(chunk)
+                        remaining -= len(chunk)
+                paths.append(path)
+        try:
+            await self._tools.probe(paths[1])
+        except MediaRefused:
+            shutil.rmtree(folder)
+            return None
+        return paths
+
+    def _fast_rung(self, info: MediaInfo, recording: Recording) -> Rendition:
+        if info.video is None:
+            return AUDIO_ONLY
+        width, height = info.video.display_size
+        rungs = renditions_for(width=width, height=height, screen=_is_screen(recording), ladder=self._ladder)
+        fitting = [r for r in rungs if min(r.width, r.height) <= 480] or rungs[-1:]
+        return fitting[0]
+
+    # -- stage 4: the ladder --------------------------------------------------------------------------------------
+
+    async def ladder(self, job: Job, context: JobContext) -> None:
+        recording, media = await self._current(job)
+        if media is None:
+            return
+        async with self._workspace(job) as work, self._progress_events(job, context):
+            context.progress(0, "ladder")
+            source = await self._local(media.source_key, work / "source")
+            info = check(await self._tools.probe(source))
+            if info.video is None:
+                renditions = [AUDIO_ONLY]
+            else:
+                width, height = info.video.display_size
+                renditions = renditions_for(
+                    width=width, height=height, screen=_is_screen(recording), ladder=self._ladder
+                )
+            out = work / "out"
+            await self._tools.encode_hls(
+                source, out, renditions, info, screen=_is_screen(recording), progress=lambda p: context.progress(p)
+            )
+            variants = [
+                _variant_of(info, out / r.name, uri=f"{r.name}/{PLAYLIST_NAME}", rendition=r) for r in renditions
+            ]
+            (out / MASTER).write_text(hls.master_playlist(variants))
+            # Renditions first, the master last: a player that fetches the new master finds every rung it names,
+            # and one already playing keeps the old rung, which stays where it was.
+            await self._publish(out, media_prefix(recording.id, media.generation), last=MASTER)
+
+        def done(r: Recording, at: Any) -> bool:
+            if not all(r.rendition_ready(at=at, generation=media.generation, name=x.name) for x in renditions):
+                return False
+            return r.media_complete(at=at, generation=media.generation, part="ladder")
+
+        await self._finish_part(recording.id, done, then=(DOWNLOAD_JOB, PRIORITY_BACKGROUND, media.generation))
+
+    # -- stage 5: pictures ----------------------------------------------------------------------------------------
+
+    async def pictures(self, job: Job, context: JobContext) -> None:
+        recording, media = await self._current(job)
+        if media is None:
+            return
+        async with self._workspace(job) as work:
+            context.progress(0, "pictures")
+            source = await self._local(media.source_key, work / "source")
+            info = check(await self._tools.probe(source))
+            out = work / "out"
+            out.mkdir()
+            if info.video is not None and info.duration_s:
+                await self._tools.poster(source, out / POSTER, info)
+                context.progress(30)
+                await self._tools.preview(source, out / PREVIEW, info)
+                context.progress(60)
+                width, height = info.video.display_size
+                board = storyboard.plan(duration_s=info.duration_s, width=width, height=height)
+                await self._tools.storyboard(
+                    source,
+                    out / STORYBOARD,
+                    info,
+                    interval=board.interval,
+                    tile=(board.tile_width, board.tile_height),
+                    grid=(board.columns, board.rows),
+                )
+                (out / STORYBOARD_VTT).write_text(
+                    storyboard.webvtt(board, image=STORYBOARD, duration_s=info.duration_s)
+                )
+                await self._publish(out, media_prefix(recording.id, media.generation))
+        await self._finish_part(
+            recording.id, lambda r, at: r.media_complete(at=at, generation=media.generation, part="pictures")
+        )
+
+    # -- stage 6: download ----------------------------------------------------------------------------------------
+
+    async def download(self, job: Job, context: JobContext) -> None:
+        recording, media = await self._current(job)
+        if media is None or not media.renditions:
+            return
+        top = media.renditions[0]
+        prefix = media_prefix(recording.id, media.generation) + f"{top}/"
+        async with self._workspace(job) as work:
+            context.progress(0, "download")
+            playlist = await self._local(prefix + PLAYLIST_NAME, work / PLAYLIST_NAME)
+            names = [INIT_NAME, *hls.segment_uris(playlist.read_text())]
+            fragmented = work / "fragmented.mp4"
+            with fragmented.open("wb") as joined:
+                for name in names:  # init segment + media segments = one fragmented MP4
+                    local = await self._local(prefix + name, work / name)
+                    with local.open("rb") as piece:
+                        shutil.copyfileobj(piece, joined)
+            target = work / DOWNLOAD
+            await self._tools.faststart_mp4(fragmented, target, duration_s=media.duration_ms / 1000)
+            await self._blobs.put_file(media_prefix(recording.id, media.generation) + DOWNLOAD, target)
+        await self._finish_part(
+            recording.id, lambda r, at: r.media_complete(at=at, generation=media.generation, part="download")
+        )
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    async def _recording(self, job: Job) -> Recording:
+        if job.recording_id is None:
+            raise PermanentJobError("the job names no recording")
+        try:
+            async with self._uow() as tx:
+                return await tx.recordings.get(job.recording_id)
+        except NotFound:
+            raise PermanentJobError("the recording was deleted") from None
+
+    async def _current(self, job: Job) -> tuple[Recording, MediaSet | None]:
+        """The recording and its media when `job` belongs to the current generation; else media is None."""
+        recording = await self._recording(job)
+        media = recording.media
+        if media is None or media.generation != job.payload.get("generation"):
+            log.info("job %s (%s) is for a replaced generation; skipping", job.id, job.kind)
+            return recording, None
+        return recording, media
+
+    async def _local(self, key: str, scratch: Path) -> Path:
+        """A local file holding blob `key`: the blob itself when the store is local, else a copy in scratch."""
+        if isinstance(self._blobs, LocalBlobStore):
+            path = self._blobs.path(key)
+            if not path.exists():
+                raise PermanentJobError(f"the stored file {key} is missing")
+            return path
+        try:
+            await self._blobs.get_file(key, scratch)
+        except FileNotFoundError:
+            raise PermanentJobError(f"the stored file {key} is missing") from None
+        return scratch
+
+    async def _publish(self, folder: Path, prefix: str, *, last: str | None = None) -> None:
+        """Store every file under `folder` at `prefix` + its relative path; `last` goes after all the others."""
+
+        def listing() -> list[Path]:
+            return sorted(p for p in folder.rglob("*") if p.is_file())
+
+        files = await asyncio.to_thread(listing)
+        files.sort(key=lambda p: p.relative_to(folder).as_posix() == last)
+        for path in files:
+            await self._blobs.put_file(prefix + path.relative_to(folder).as_posix(), path)
+
+    @contextlib.asynccontextmanager
+    async def _workspace(self, job: Job) -> AsyncIterator[Path]:
+        folder = self._scratch / f"job-{job.id}"
+        shutil.rmtree(folder, ignore_errors=True)  # a previous attempt's leftovers
+        folder.mkdir(parents=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @contextlib.asynccontextmanager
+    async def _progress_events(self, job: Job, context: JobContext) -> AsyncIterator[None]:
+        """While the stage runs, push `processing_progress` when it moved (at most every couple of seconds)."""
+
+        async def push() -> None:
+            sent: tuple[float | None, str | None] = (None, None)
+            while True:
+                await asyncio.sleep(PROGRESS_EVENT_SECONDS)
+                now = (context.percent, context.stage)
+                if now != sent and job.recording_id is not None:
+                    sent = now
+                    await self._progress_event(job, context)
+
+        task = asyncio.create_task(push())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _progress_event(self, job: Job, context: JobContext) -> None:
+        assert job.recording_id is not None
+        event = DomainEvent(
+            type=ev.PROCESSING_PROGRESS,
+            subject=job.recording_id,
+            time=self._clock.now(),
+            data={
+                "recording_id": job.recording_id,
+                "stage": STAGES.get(job.kind, job.kind),
+                "step": context.stage or "",
+                "percent": round(context.percent or 0.0, 1),
+            },
+        )
+        try:
+            async with self._uow() as tx:
+                await tx.outbox.append([event])
+                await tx.commit()
+        except Exception:
+            log.exception("could not record progress of job %s", job.id)
+
+    async def _became_playable(self, recording_id: str, media: MediaSet, job: Job) -> bool:
+        for _ in range(5):
+            async with self._uow() as tx:
+                try:
+                    recording = await tx.recordings.get(recording_id)
+                except NotFound:
+                    return False
+                if recording.status is not RecordingStatus.PROCESSING:
+                    return False
+                recording.mark_playable(at=self._clock.now(), media=media)
+                for kind, priority in ((PICTURES, PRIORITY_PLAYABLE + 5), (LADDER, PRIORITY_LADDER)):
+                    await tx.jobs.enqueue(
+                        Job.create(
+                            kind=kind,
+                            at=self._clock.now(),
+                            recording_id=recording_id,
+                            payload={"generation": media.generation},
+                            priority=priority,
+                        )
+                    )
+                try:
+                    await tx.recordings.save(recording)
+                except ConcurrentUpdate:
+                    continue
+                await tx.commit()
+                return True
+        raise ConcurrentUpdate(f"recording {recording_id} kept changing while job {job.id} published it")
+
+    async def _finish_part(
+        self,
+        recording_id: str,
+        change: Callable[[Recording, Any], bool],
+        *,
+        then: tuple[str, int, str] | None = None,
+    ) -> None:
+        for _ in range(5):
+            async with self._uow() as tx:
+                try:
+                    recording = await tx.recordings.get(recording_id)
+                except NotFound:
+                    return
+                if not change(recording, self._clock.now()):
+                    return
+                if then is not None:
+                    kind, priority, generation = then
+                    await tx.jobs.enqueue(
+                        Job.create(
+                            kind=kind,
+                            at=self._clock.now(),
+                            recording_id=recording_id,
+                            payload={"generation": generation},
+                            priority=priority,
+                        )
+                    )
+                try:
+                    await tx.recordings.save(recording)
+                except ConcurrentUpdate:
+                    continue
+                await tx.commit()
+                return
+        raise ConcurrentUpdate(f"recording {recording_id} kept changing")
+
+    async def _change(self, recording_id: str, change: Callable[[Recording, Any], None]) -> None:
+        for _ in range(5):
+            async with self._uow() as tx:
+                try:
+                    recording = await tx.recordings.get(recording_id)
+                except NotFound:
+                    return
+                change(recording, self._clock.now())
+                try:
+                    await tx.recordings.save(recording)
+                except ConcurrentUpdate:
+                    continue
+                await tx.commit()
+                return
+
+
+def _fail(recording: Recording, at: Any, reason: str) -> None:
+    if recording.status is RecordingStatus.PROCESSING:
+        recording.fail_processing(at=at, reason=reason, stage="playable")
+
+
+def _is_screen(recording: Recording) -> bool:
+    return recording.recording_type in (RecordingType.SCREEN, RecordingType.SCREEN_CAMERA)
+
+
+def _variant_of(info: MediaInfo, folder: Path, *, uri: str, rendition: Rendition | None) -> hls.Variant:
+    """The master-playlist entry for the rendition in `folder`, with bitrates measured from its segments."""
+    playlist = (folder / PLAYLIST_NAME).read_text()
+    sizes = {name: (folder / name).stat().st_size for name in hls.segment_uris(playlist)}
+    peak, average = hls.measured_bandwidth(playlist, sizes)
+    video = info.video
+    if rendition is not None and video is not None:
+        width, height = rendition.width, rendition.height
+        codecs = hls.h264_high_codec(width=width, height=height, frame_rate=video.frame_rate)
+    elif video is not None:
+        width, height = video.display_size
+        codecs = hls.codec_of(video.codec, width=width, height=height, frame_rate=video.frame_rate)
+    else:
+        width = height = 0
+        codecs = ""
+    if info.audio is not None:
+        audio = hls.AAC_LC if rendition is not None else hls.audio_codec_of(info.audio.codec)
+        codecs = f"{codecs},{audio}" if codecs else audio
+    return hls.Variant(
+        uri=uri,
+        bandwidth=peak,
+        average_bandwidth=average,
+        width=width,
+        height=height,
+        frame_rate=min(60.0, round(video.frame_rate)) if video else 0.0,
+        codecs=codecs,
+    )

@@ -1,0 +1,227 @@
+"""The processing pipeline with real ffmpeg on tiny generated clips: import over tus, then watch the recording go
+from PROCESSING to READY with a ladder, pictures and a download, or to FAILED with a reason a person understands."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import media_clips
+from conftest import Server, serving
+from framecast.adapters.media.ffmpeg import FFmpegTools, locate_ffmpeg
+from framecast.bootstrap import Container, build_container
+from framecast.domain.media import media_prefix
+from framecast.services.accounts import create_token, ensure_user
+from framecast.settings import Settings
+
+pytestmark = pytest.mark.anyio
+TUS = {"Tus-Resumable": "1.0.0"}
+PROCESSING_TIMEOUT = 120.0
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """Media tests run on SQLite only: the job queue's database behaviour is covered on both engines elsewhere, and
+    the full flow on PostgreSQL is test_processing_postgres below."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'framecast.db'}"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"serve_workers": True, "worker_concurrency": 2, "media_threads": 2})
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def import_file(server: Server, path: Path, *, title: str = "clip") -> str:
+    """Upload `path` as an import (tus creation-with-upload); returns the new recording's id."""
+    data = path.read_bytes()
+    async with server.client() as http:
+        response = await http.post(
+            "/api/v1/uploads/",
+            content=data,
+            headers={
+                **TUS,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": f"filename {b64(title)}",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+    assert response.status_code == 201, response.text
+    assert response.headers["Upload-Offset"] == str(len(data))
+    return response.headers["Framecast-Recording-Id"]
+
+
+async def import_segments(server: Server, paths: list[Path]) -> str:
+    """Upload each segment as a tus partial upload, then a final upload that concatenates them."""
+    async with server.client() as http:
+        locations = []
+        for path in paths:
+            data = path.read_bytes()
+            response = await http.post(
+                "/api/v1/uploads/",
+                content=data,
+                headers={
+                    **TUS,
+                    "Upload-Length": str(len(data)),
+                    "Upload-Concat": "partial",
+                    "Content-Type": "application/offset+octet-stream",
+                },
+            )
+            assert response.status_code == 201, response.text
+            locations.append(response.headers["Location"])
+        final = await http.post(
+            "/api/v1/uploads/",
+            headers={**TUS, "Upload-Concat": "final;" + " ".join(locations), "Upload-Metadata": f"title {b64('3')}"},
+        )
+    assert final.status_code == 201, final.text
+    return final.headers["Framecast-Recording-Id"]
+
+
+async def recording(server: Server, recording_id: str) -> dict[str, Any]:
+    async with server.client() as http:
+        response = await http.get(f"/api/v1/recordings/{recording_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def wait_until(
+    server: Server, recording_id: str, done: Callable[[dict[str, Any]], bool], *, timeout: float = PROCESSING_TIMEOUT
+) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            body = await recording(server, recording_id)
+            if done(body):
+                return body
+            await asyncio.sleep(0.2)
+
+
+def fully_processed(body: dict[str, Any]) -> bool:
+    stages = body.get("processing") or {}
+    if body["status"] == "FAILED":
+        raise AssertionError(f"processing failed: {body['failure_reason']}")
+    return all(stages.get(s, {}).get("status") == "SUCCEEDED" for s in ("playable", "ladder", "pictures", "download"))
+
+
+def failed(body: dict[str, Any]) -> bool:
+    return body["status"] == "FAILED"
+
+
+async def fetch(server: Server, url: str) -> bytes:
+    async with server.client() as http:
+        response = await http.get(url)
+    assert response.status_code == 200, (url, response.status_code, response.text[:200])
+    return response.content
+
+
+def probe(path: Path) -> dict[str, Any]:
+    """What PyAV (libavformat, as ffprobe) reads in a file."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "framecast.adapters.media.probe", str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+async def rendition_file(server: Server, master_url: str, uri: str, target: Path) -> Path:
+    """Download one rendition (init + segments) into a single fragmented MP4 for probing."""
+    base = master_url.rsplit("/", 1)[0]
+    playlist = (await fetch(server, f"{base}/{uri}")).decode()
+    folder = uri.rsplit("/", 1)[0]
+    with target.open("wb") as out:
+        out.write(await fetch(server, f"{base}/{folder}/init.mp4"))
+        for line in playlist.splitlines():
+            if line and not line.startswith("#"):
+                out.write(await fetch(server, f"{base}/{folder}/{line}"))
+    return target
+
+
+def master_variants(master: str) -> list[tuple[dict[str, str], str]]:
+    lines = master.splitlines()
+    variants = []
+    for i, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attributes = dict(
+                part.split("=", 1)
+                for part in _split_attributes(line[len("#EXT-X-STREAM-INF:") :])
+            )
+            variants.append((attributes, lines[i + 1]))
+    return variants
+
+
+def _split_attributes(text: str) -> list[str]:
+    parts, current, quoted = [], "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+# -- the happy paths -------------------------------------------------------------------------------------------------
+
+
+async def test_an_imported_clip_becomes_playable_then_gets_its_ladder_pictures_and_download(
+    server: Server, tmp_path: Path
+) -> None:
+    source = media_clips.video(tmp_path / "talk.mp4", size="640x360", seconds=3.0)
+    recording_id = await import_file(server, source, title="Quarterly review.mp4")
+
+    playable = await wait_until(server, recording_id, lambda b: b["status"] in ("READY", "FAILED"))
+    assert playable["status"] == "READY", playable["failure_reason"]
+    assert playable["duration_ms"] == pytest.approx(3000, abs=100)
+    assert playable["playback"]["hls_url"]
+
+    body = await wait_until(server, recording_id, fully_processed)
+    master_url = body["playback"]["hls_url"]
+    master = (await fetch(server, master_url)).decode()
+    variants = master_variants(master)
+    assert [uri for _, uri in variants] == ["360p/index.m3u8"]  # never above the source
+    attributes, _ = variants[0]
+    assert attributes["RESOLUTION"] == "640x360"
+    assert attributes["CODECS"] == '"avc1.64001e,mp4a.40.2"'
+    assert float(attributes["FRAME-RATE"]) == 30.0
+    assert int(attributes["BANDWIDTH"]) >= int(attributes["AVERAGE-BANDWIDTH"]) > 0
+
+    rendition = probe(await rendition_file(server, master_url, "360p/index.m3u8", tmp_path / "360p.mp4"))
+    assert rendition["video"]["codec"] == "h264"
+    assert rendition["audio"]["codec"] == "aac"
+    assert rendition["duration_s"] == pytest.approx(3.0, abs=0.1)
+
+    download = tmp_path / "download.mp4"
+    download.write_bytes(await fetch(server, body["playback"]["download_url"]))
+    assert download.read_bytes()[4:8] == b"ftyp"
+    assert b"moov" in download.read_bytes()[:4096], "faststart: the index comes before the media"
+    assert probe(download)["duration_s"] == pytest.approx(3.0, abs=0.1)
+
+    poster = await fetch(server, body["playback"]["poster_url"])
+    assert poster[:3] == b"\xff\xd8\xff"
+    preview = await fetch(server, body["playback"]["preview_url"])
+    assert preview[:4] == b"RIFF"
+    assert preview[8:12] == b"WEBP"
+    vtt = (await fetch(server, body["playback"]["storyboard_url"])).decode()
+    assert vtt.startswith("WEBVTT")
+    assert "storyboard.jpg#xywh=0,0,160,90" in vtt
+
+    assert {stage: s["progress"] for stage, s in body["processing"].items()} == {
+        "playable": 100.0,
+        "ladder": 100.0,
+        "pictures": 100.0,
+        "download": 100.0,
+    }

@@ -1,0 +1,86 @@
+"""Tiny generated media files for the processing tests, made with the same ffmpeg framecast finds.
+
+Each clip is a few seconds of test pattern and tone, small enough that the whole ladder encodes in a second or two.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from framecast.adapters.media.ffmpeg import locate_ffmpeg
+
+FFMPEG = locate_ffmpeg()
+
+
+def _ffmpeg(args: Sequence[str], *, stdout: Path | None = None) -> None:
+    command = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args]
+    if stdout is None:
+        subprocess.run(command, check=True)
+    else:
+        with stdout.open("wb") as out:
+            subprocess.run(command, check=True, stdout=out)
+
+
+def video(
+    target: Path,
+    *,
+    size: str = "320x180",
+    seconds: float = 3.0,
+    rate: int = 30,
+    audio: bool = True,
+    vcodec: Sequence[str] = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30"),
+    acodec: Sequence[str] = ("-c:a", "aac"),
+    extra: Sequence[str] = (),
+    pattern: str = "testsrc2",
+) -> Path:
+    """A test-pattern video of `seconds` (with a 440 Hz tone unless `audio` is False)."""
+    inputs = ["-f", "lavfi", "-i", f"{pattern}=s={size}:r={rate}:d={seconds}"]
+    maps = ["-map", "0:v"]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}"]
+        maps += ["-map", "1:a", *acodec]
+    _ffmpeg([*inputs, *maps, *vcodec, *extra, "-t", str(seconds), str(target)])
+    return target
+
+
+def audio_only(target: Path, *, seconds: float = 3.0) -> Path:
+    _ffmpeg(["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}", "-c:a", "aac", str(target)])
+    return target
+
+
+def variable_rate(target: Path, *, seconds: float = 3.0) -> Path:
+    """Frames at irregular intervals (as screen recorders produce when little moves)."""
+    return video(
+        target,
+        seconds=seconds,
+        extra=("-vf", "select='lt(mod(n,10),4)'", "-fps_mode", "vfr"),
+    )
+
+
+def media_recorder_webm(target: Path, *, seconds: float = 3.0) -> Path:
+    """VP8 + Opus WebM written to a pipe, as MediaRecorder writes it: no duration and no cues in the header."""
+    _ffmpeg(
+        [
+            "-f", "lavfi", "-i", f"testsrc2=s=320x180:r=30:d={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}",
+            "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k",
+            "-c:a", "libopus", "-f", "webm", "pipe:1",
+        ],
+        stdout=target,
+    )  # fmt: skip
+    return target
+
+
+def black_then_pattern(target: Path, *, black_seconds: float = 2.0, seconds: float = 4.0) -> Path:
+    """A recording that opens on black frames (a camera warming up): the poster must not be one of them."""
+    _ffmpeg(
+        [
+            "-f", "lavfi", "-i", f"color=black:s=320x180:r=30:d={black_seconds}",
+            "-f", "lavfi", "-i", f"testsrc2=s=320x180:r=30:d={seconds - black_seconds}",
+            "-filter_complex", "[0][1]concat=n=2:v=1:a=0,format=yuv420p",
+            "-c:v", "libx264", "-preset", "ultrafast", str(target),
+        ]
+    )  # fmt: skip
+    return target
