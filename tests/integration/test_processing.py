@@ -6,18 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import media_clips
-from conftest import Server, serving
-from framecast.adapters.media.ffmpeg import FFmpegTools, locate_ffmpeg
-from framecast.bootstrap import Container, build_container
-from framecast.domain.media import media_prefix
-from framecast.services.accounts import create_token, ensure_user
+from conftest import Server
 from framecast.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -153,10 +149,7 @@ def master_variants(master: str) -> list[tuple[dict[str, str], str]]:
     variants = []
     for i, line in enumerate(lines):
         if line.startswith("#EXT-X-STREAM-INF:"):
-            attributes = dict(
-                part.split("=", 1)
-                for part in _split_attributes(line[len("#EXT-X-STREAM-INF:") :])
-            )
+            attributes = dict(part.split("=", 1) for part in _split_attributes(line[len("#EXT-X-STREAM-INF:") :]))
             variants.append((attributes, lines[i + 1]))
     return variants
 
@@ -225,3 +218,141 @@ async def test_an_imported_clip_becomes_playable_then_gets_its_ladder_pictures_a
         "pictures": 100.0,
         "download": 100.0,
     }
+
+
+def rendition_uris(master: str) -> list[str]:
+    return [uri for _, uri in master_variants(master)]
+
+
+CLIPS: dict[str, Callable[[Path], Path]] = {
+    "portrait": lambda d: media_clips.video(d / "portrait.mp4", size="180x320"),
+    "odd dimensions, VP9 in WebM": lambda d: media_clips.video(
+        d / "odd.webm",
+        size="321x241",
+        vcodec=("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"),
+        acodec=("-c:a", "libopus"),
+    ),
+    "4K source": lambda d: media_clips.video(d / "4k.mp4", size="3840x2160", seconds=1.0, rate=10),
+    "audio only": lambda d: media_clips.audio_only(d / "voice.m4a"),
+    "video without audio": lambda d: media_clips.video(d / "silent.mp4", audio=False),
+    "variable frame rate": lambda d: media_clips.variable_rate(d / "vfr.mp4"),
+    "MediaRecorder WebM": lambda d: media_clips.media_recorder_webm(d / "browser.webm"),
+}
+EXPECTED_RUNGS = {
+    "portrait": (["180p/index.m3u8"], "180x320"),
+    "odd dimensions, VP9 in WebM": (["240p/index.m3u8"], "320x240"),
+    "4K source": (["1080p/index.m3u8", "720p/index.m3u8", "480p/index.m3u8", "360p/index.m3u8"], "1920x1080"),
+    "audio only": (["audio/index.m3u8"], None),
+    "video without audio": (["180p/index.m3u8"], "320x180"),
+    "variable frame rate": (["180p/index.m3u8"], "320x180"),
+    "MediaRecorder WebM": (["180p/index.m3u8"], "320x180"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLIPS))
+async def test_every_kind_of_source_gets_a_valid_ladder_as_long_as_the_source(
+    server: Server, tmp_path: Path, case: str
+) -> None:
+    source = CLIPS[case](tmp_path)
+    source_duration = probe(source)["duration_s"]
+    recording_id = await import_file(server, source)
+    body = await wait_until(server, recording_id, fully_processed)
+
+    master_url = body["playback"]["hls_url"]
+    master = (await fetch(server, master_url)).decode()
+    uris, top_resolution = EXPECTED_RUNGS[case]
+    assert rendition_uris(master) == uris
+    attributes, _ = master_variants(master)[0]
+    assert attributes.get("RESOLUTION") == top_resolution
+    for index, uri in enumerate(uris):
+        rendition = probe(await rendition_file(server, master_url, uri, tmp_path / f"r{index}.mp4"))
+        assert rendition["duration_s"] == pytest.approx(source_duration, abs=0.1), uri
+        if top_resolution is None:
+            assert rendition["video"] is None
+        else:
+            assert rendition["video"]["codec"] == "h264"
+            assert rendition["video"]["width"] % 2 == 0
+            assert rendition["video"]["height"] % 2 == 0
+        assert (rendition["audio"] is not None) == (case != "video without audio")
+    assert body["duration_ms"] == pytest.approx(source_duration * 1000, abs=100)
+    assert (body["playback"]["poster_url"] is None) == (case == "audio only")
+
+
+async def test_a_paused_recording_uploaded_as_three_segments_plays_as_one_continuous_video(
+    server: Server, tmp_path: Path
+) -> None:
+    segments = [media_clips.video(tmp_path / f"part{i}.mp4", seconds=2.0) for i in range(3)]
+    recording_id = await import_segments(server, segments)
+    body = await wait_until(server, recording_id, fully_processed)
+    assert body["duration_ms"] == pytest.approx(6000, abs=100)
+    master_url = body["playback"]["hls_url"]
+    rendition = probe(await rendition_file(server, master_url, "180p/index.m3u8", tmp_path / "joined.mp4"))
+    assert rendition["duration_s"] == pytest.approx(6.0, abs=0.1)
+    download = tmp_path / "download.mp4"
+    download.write_bytes(await fetch(server, body["playback"]["download_url"]))
+    assert probe(download)["duration_s"] == pytest.approx(6.0, abs=0.1)
+
+
+async def test_the_poster_is_not_a_black_frame(server: Server, tmp_path: Path) -> None:
+    recording_id = await import_file(server, media_clips.black_then_pattern(tmp_path / "dark.mp4"))
+    body = await wait_until(server, recording_id, fully_processed)
+    poster = tmp_path / "poster.jpg"
+    poster.write_bytes(await fetch(server, body["playback"]["poster_url"]))
+    assert mean_luma(poster) > 40
+
+
+def mean_luma(picture: Path) -> float:
+    import av
+
+    with av.open(str(picture)) as container:
+        frame = next(container.decode(video=0)).reformat(format="gray")
+        plane = bytes(frame.planes[0])
+    return sum(plane) / len(plane)
+
+
+# -- refusals --------------------------------------------------------------------------------------------------------
+
+SECRET = b"framecast-secret-marker-7f3a"
+
+
+def secret_video(folder: Path) -> Path:
+    return media_clips.video(folder / "secret.mp4", extra=("-metadata", f"comment={SECRET.decode()}"))
+
+
+REFUSED: dict[str, Callable[[Path], bytes]] = {
+    "truncated MP4": lambda d: media_clips.video(d / "cut.mp4").read_bytes()[:5000],
+    "text file renamed .mp4": lambda d: b"Meeting notes\nnothing to see here\n" * 20,
+    "HLS playlist pointing at a local file": lambda d: (
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3,\nfile://{secret_video(d)}\n#EXT-X-ENDLIST\n".encode()
+    ),
+    "concat list pointing at a local file": lambda d: f"ffconcat version 1.0\nfile '{secret_video(d)}'\n".encode(),
+    "a PNG picture": lambda d: _png(d),
+}
+
+
+def _png(folder: Path) -> bytes:
+    target = folder / "still.png"
+    media_clips._ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:d=1", "-frames:v", "1", str(target)])
+    return target.read_bytes()
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+async def test_a_file_that_is_not_a_usable_video_fails_with_a_sentence_and_leaks_nothing(
+    server: Server, tmp_path: Path, case: str
+) -> None:
+    upload = tmp_path / "upload.mp4"
+    upload.write_bytes(REFUSED[case](tmp_path))
+    recording_id = await import_file(server, upload)
+    body = await wait_until(server, recording_id, failed)
+    reason = body["failure_reason"]
+    assert reason
+    assert "Traceback" not in reason
+    assert any(word in reason for word in ("not a video", "damaged", "picture", "playlist", "concat list")), reason
+    assert body["playback"]["hls_url"] is None
+    stages = body["processing"]
+    assert stages["playable"]["status"] == "DEAD"
+    assert stages["playable"]["attempts"] == 1, "a refused file is not retried"
+    assert set(stages) == {"playable"}
+    for path in server.container.settings.data_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_bytes(), f"{path.name} holds bytes of a file the upload pointed at"

@@ -66,11 +66,12 @@ def playback(container: Container, recording: Recording) -> Playback:
     base = _media_base(container, recording)
     if media is None or base is None:
         return Playback()
+    pictures = media.pictures and media.has_video  # an audio recording has no pictures
     return Playback(
         hls_url=f"{base}/{MASTER}",
-        poster_url=f"{base}/{POSTER}" if media.pictures else None,
-        preview_url=f"{base}/{PREVIEW}" if media.pictures else None,
-        storyboard_url=f"{base}/{STORYBOARD_VTT}" if media.pictures else None,
+        poster_url=f"{base}/{POSTER}" if pictures else None,
+        preview_url=f"{base}/{PREVIEW}" if pictures else None,
+        storyboard_url=f"{base}/{STORYBOARD_VTT}" if pictures else None,
         download_url=f"{base}/{DOWNLOAD}" if media.download else None,
     )
 

@@ -182,6 +182,10 @@ class MediaSet:
     pictures: bool = False
     download: bool = False
 
+    @property
+    def has_video(self) -> bool:
+        return self.width > 0 and self.height > 0
+
     def to_dict(self) -> dict[str, object]:
         return {
             "generation": self.generation,

@@ -94,7 +94,12 @@ class ProcessingService:
         self.on_cancel = on_cancel
 
     def handlers(self) -> dict[str, Handler]:
-        return {PLAYABLE: self.playable, LADDER: self.ladder, PICTURES: self.pictures, DOWNLOAD_JOB: self.download}
+        return {
+            PLAYABLE: self.playable,
+            LADDER: _refusals_are_final(self.ladder),
+            PICTURES: _refusals_are_final(self.pictures),
+            DOWNLOAD_JOB: _refusals_are_final(self.download),
+        }
 
     # -- events in ------------------------------------------------------------------------------------------------
 
@@ -170,6 +175,7 @@ class ProcessingService:
                         fast=True,
                         progress=lambda p: context.progress(p),
                     )
+                    out.mkdir()
                     (work / "fast" / rung.name).rename(folder)
                     variant = _variant_of(info, folder, uri=f"{PLAYABLE_FOLDER}/{PLAYLIST_NAME}", rendition=rung)
             except MediaRefused as refused:
@@ -515,6 +521,18 @@ class ProcessingService:
                     continue
                 await tx.commit()
                 return
+
+
+def _refusals_are_final(handler: Handler) -> Handler:
+    """Media that ffmpeg refuses now will be refused on every retry: end the job (the recording stays playable)."""
+
+    async def run(job: Job, context: JobContext) -> None:
+        try:
+            await handler(job, context)
+        except MediaRefused as refused:
+            raise PermanentJobError(str(refused)) from refused
+
+    return run
 
 
 def _fail(recording: Recording, at: Any, reason: str) -> None:

@@ -133,6 +133,9 @@ def x264_args(rendition: Rendition, *, fps: int, preset: str, screen: bool, thre
         "-threads",
         str(threads),
     ]
+    # Keep the timeline where the source has it: by default the muxer shifts everything later by the B-frame
+    # delay (0.2 s at 10 fps), and every rendition would end that much after the source.
+    args += ["-avoid_negative_ts", "disabled"]
     if screen:
         # Screen content is sharp text on flat colour: keep edges (less deblocking, stronger adaptive quantisation).
         args += ["-tune", "stillimage"]
@@ -157,9 +160,12 @@ def ladder(
     """Every rung from one decode: the video is decoded once, converted to a constant rate, split and scaled per
     rung, and each rung muxed into its own HLS folder (`root/<name>/`). Audio-only sources get one AAC rendition."""
     args = [*base_args(binary), *input_args(source, threads=threads)]
+    # Every rendition ends where the source does: a constant-rate conversion may otherwise hold the last frame of
+    # a variable-rate source past the end.
+    length = ["-t", f"{info.duration_s:.3f}"] if info.duration_s else []
     if info.video is None:
         audio_only = renditions[0]
-        return [*args, "-map", "0:a:0", *aac_args(audio_only), *hls_output_args(root / audio_only.name)]
+        return [*args, "-map", "0:a:0", *aac_args(audio_only), *length, *hls_output_args(root / audio_only.name)]
     fps = output_frame_rate(info)
     labels = [f"v{i}" for i in range(len(renditions))]
     chains = [f"[0:V:0]fps={fps},split={len(renditions)}" + "".join(f"[s{i}]" for i in range(len(renditions)))]
@@ -173,6 +179,7 @@ def ladder(
             args += ["-map", "0:a:0", *aac_args(rendition)]
         args += [
             *x264_args(rendition, fps=fps, preset=preset, screen=screen, threads=per_rung_threads),
+            *length,
             *hls_output_args(root / rendition.name),
         ]
     return args
@@ -184,7 +191,7 @@ def poster(binary: str, source: Path, target: Path, *, start: float, height: int
     picture = (
         "fps=2,entropy,"
         "metadata=mode=select:key=lavfi.entropy.normalized_entropy.normal.Y:value=0.25:function=greater,"
-        f"thumbnail=8,scale=-2:{height}"
+        f"thumbnail=8,scale=-2:{height},format=yuvj420p"
     )
     return [
         *base_args(binary),
@@ -210,7 +217,7 @@ def frame_at(binary: str, source: Path, target: Path, *, at: float, height: int,
         f"{at:.3f}",
         *input_args(source, threads=threads),
         "-vf",
-        f"scale=-2:{height}",
+        f"scale=-2:{height},format=yuvj420p",
         "-frames:v",
         "1",
         "-q:v",
@@ -269,7 +276,7 @@ def storyboard(
         "nokey",
         *input_args(source, threads=threads),
         "-vf",
-        f"fps=1/{interval:.3f},scale={tile_width}:{tile_height},setsar=1,tile={columns}x{rows}",
+        f"fps=1/{interval:.3f},scale={tile_width}:{tile_height},setsar=1,tile={columns}x{rows},format=yuvj420p",
         "-frames:v",
         "1",
         "-q:v",

@@ -33,11 +33,8 @@ _DATA_ERRORS = (
     "invalid data found",
     "moov atom not found",
     "could not find codec parameters",
-    "error while decoding",
-    "corrupt",
-    "no such file",
-    "invalid argument",
-    "not allowed",
+    "error opening input",
+    "not on whitelist",
 )
 DAMAGED = "the file could not be read as a video: it is damaged, incomplete, or not a video file"
 
