@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -212,12 +213,25 @@ def _display_height(info: MediaInfo) -> int:
     return info.video.display_size[1]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the worker dies, even by kill -9, so no encode outlives its job
+    (ffmpeg ignores the broken progress pipe and would otherwise run to the end as an orphan)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 async def _run(
     argv: Sequence[str], *, timeout: float, duration_s: float = 0.0, progress: Progress | None = None
 ) -> tuple[int, str, str]:
     """Run `argv`, feeding `progress` from its `-progress` lines; kill it on timeout or cancellation."""
     process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     out: list[str] = []
     err = bytearray()
