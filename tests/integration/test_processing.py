@@ -356,3 +356,104 @@ async def test_a_file_that_is_not_a_usable_video_fails_with_a_sentence_and_leaks
     for path in server.container.settings.data_dir.rglob("*"):
         if path.is_file():
             assert SECRET not in path.read_bytes(), f"{path.name} holds bytes of a file the upload pointed at"
+
+
+# -- progress, events, deletion, reprocessing --------------------------------------------------------------------------
+
+
+def ffmpeg_children() -> list[Any]:
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if "ffmpeg" in p.name()]
+
+
+async def test_progress_is_shown_and_pushed_and_the_events_come_in_order(server: Server, tmp_path: Path) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def listen(event: Any) -> None:
+        seen.append((event.type, event.data))
+
+    server.container.bus.subscribe("test", listen)
+    source = media_clips.video(tmp_path / "long.mp4", size="1280x720", seconds=12.0)
+    recording_id = await import_file(server, source)
+    percents: set[float] = set()
+
+    def watch(body: dict[str, Any]) -> bool:
+        ladder = (body.get("processing") or {}).get("ladder", {})
+        if ladder.get("status") == "RUNNING":
+            percents.add(ladder["progress"])
+        return fully_processed(body)
+
+    await wait_until(server, recording_id, watch)
+    assert any(0 < p < 100 for p in percents), f"no progress was visible while encoding: {percents}"
+
+    ours = [(kind, data) for kind, data in seen if data.get("recording_id") == recording_id]
+    kinds = [kind for kind, _ in ours if kind != "processing_progress"]
+    assert kinds[:3] == ["recording_created", "raw_video_uploaded", "video_playable"]
+    assert kinds.count("rendition_ready") == 3
+    assert kinds[-1] == "video_ready"
+    ready = next(data for kind, data in ours if kind == "video_ready")
+    assert ready["renditions"] == ["720p", "480p", "360p"]
+    progress = [data for kind, data in ours if kind == "processing_progress"]
+    assert progress, "progress is pushed as events"
+    assert {p["stage"] for p in progress} <= {"playable", "ladder", "pictures", "download"}
+    assert all(0 <= p["percent"] <= 100 for p in progress)
+
+
+async def test_deleting_a_recording_mid_job_stops_the_work_and_removes_its_files(
+    server: Server, tmp_path: Path
+) -> None:
+    source = media_clips.video(tmp_path / "long.mp4", size="1280x720", seconds=30.0)
+    recording_id = await import_file(server, source)
+
+    def encoding(body: dict[str, Any]) -> bool:
+        ladder = (body.get("processing") or {}).get("ladder", {})
+        return ladder.get("status") == "RUNNING" and ladder.get("progress", 0) > 0
+
+    await wait_until(server, recording_id, encoding)
+    assert ffmpeg_children()
+    async with server.client() as http:
+        assert (await http.delete(f"/api/v1/recordings/{recording_id}")).status_code == 204
+
+    async with asyncio.timeout(10):  # the server runs in this event loop: wait without blocking it
+        while True:
+            if not ffmpeg_children():
+                break
+            await asyncio.sleep(0.1)
+    async with server.container.uow() as tx:
+        jobs = await tx.jobs.list_for_recording(recording_id)
+    assert {job.kind: job.status.value for job in jobs}["media.ladder"] == "CANCELLED"
+    await asyncio.sleep(1.0)  # nothing comes back afterwards
+    data_dir = server.container.settings.data_dir
+    assert not (data_dir / "blobs" / "recordings" / recording_id).exists()
+    assert not [p for p in (data_dir / "work").iterdir() if any(p.iterdir())]
+
+
+async def test_the_owner_can_reprocess_and_the_new_media_replaces_the_old(server: Server, tmp_path: Path) -> None:
+    recording_id = await import_file(server, media_clips.video(tmp_path / "a.mp4"))
+    first = await wait_until(server, recording_id, fully_processed)
+    _, token = await server.new_user("stranger@example.com")
+    async with server.client(token) as http:
+        assert (await http.post(f"/api/v1/recordings/{recording_id}/reprocess")).status_code == 404
+    async with server.client() as http:
+        response = await http.post(f"/api/v1/recordings/{recording_id}/reprocess")
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "PROCESSING"
+
+    def replaced(body: dict[str, Any]) -> bool:
+        return body["playback"]["hls_url"] != first["playback"]["hls_url"] and fully_processed(body)
+
+    second = await wait_until(server, recording_id, replaced)
+    assert second["status"] == "READY"
+    assert second["duration_ms"] == first["duration_ms"]
+    await fetch(server, second["playback"]["hls_url"])
+    async with server.client() as http:
+        assert (await http.get(first["playback"]["hls_url"])).status_code == 404  # the old generation is gone
+
+
+async def test_a_recording_without_an_upload_cannot_be_reprocessed(server: Server) -> None:
+    async with server.client() as http:
+        created = await http.post("/api/v1/recordings", json={"recording_type": "screen"})
+        response = await http.post(f"/api/v1/recordings/{created.json()['id']}/reprocess")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "invalid_transition"
