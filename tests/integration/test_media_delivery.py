@@ -74,7 +74,15 @@ async def playable(
 ) -> Playable:
     """A READY recording of the server's owner whose current generation holds `files`."""
     recording_id, _ = await drive_to_uploading(server.url, server.token)
-    media = MediaSet(generation=GENERATION, duration_ms=4000, renditions=["play"], pictures=pictures, download=download)
+    media = MediaSet(
+        generation=GENERATION,
+        duration_ms=4000,
+        width=640,
+        height=360,
+        renditions=["play"],
+        pictures=pictures,
+        download=download,
+    )
     await change(server, recording_id, lambda r, at: r.rename(at=at, title=title))
     await change(server, recording_id, lambda r, at: r.complete_upload(at=at, key=f"recordings/{r.id}/raw/x", size=1))
     await change(server, recording_id, lambda r, at: r.mark_playable(at=at, media=media))
@@ -109,8 +117,8 @@ def anonymous() -> httpx.AsyncClient:
 
 
 def max_age(response: httpx.Response) -> int:
-    private, age, immutable = (part.strip() for part in response.headers["cache-control"].split(","))
-    assert (private, immutable) == ("private", "immutable")
+    public, age, immutable = (part.strip() for part in response.headers["cache-control"].split(","))
+    assert (public, immutable) == ("public", "immutable")
     return int(age.removeprefix("max-age="))
 
 
@@ -166,7 +174,7 @@ async def test_a_player_follows_the_relative_uris_of_the_playlists(server: Serve
     assert master.status_code == 200
     assert master.content == MASTER
     assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
-    assert master.headers["cache-control"] == "private, no-cache"  # rewritten when the ladder is swapped in
+    assert master.headers["cache-control"] == "public, no-cache"  # rewritten when the ladder is swapped in
     assert "etag" not in master.headers
     assert (variant.status_code, variant.content) == (200, PLAYLIST)
     assert variant.headers["content-type"] == "application/vnd.apple.mpegurl"

@@ -140,11 +140,16 @@ def content_type(path: str) -> str:
 
 
 def cache_control(grant: MediaGrant, path: str, *, now_s: float) -> str:
-    """The playlist players reload must be revalidated; the rest may be kept for as long as its URL works."""
+    """The playlist players reload must be revalidated; the rest may be kept for as long as its URL works.
+
+    `public`: the signed URL is the capability, so a shared cache (a CDN in front) may keep what it fetched under
+    that URL; nobody reaches it without the token. A deleted recording stops being served at the origin at once,
+    and from a cache when the URL expires.
+    """
     if path == MASTER:
-        return "private, no-cache"
+        return "public, no-cache"
     max_age = max(0, int(grant.expires_at.timestamp() - now_s))
-    return f"private, max-age={max_age}, immutable"
+    return f"public, max-age={max_age}, immutable"
 
 
 def entity_tag(grant: MediaGrant, path: str, size: int) -> str:

@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import shutil
+from stat import S_ISREG
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -43,9 +44,10 @@ class FileBlobStore:
 
     async def size(self, key: str) -> int | None:
         try:
-            return (await anyio.Path(self.path(key)).stat()).st_size
+            stat = await anyio.Path(self.path(key)).stat()
         except FileNotFoundError:
             return None
+        return stat.st_size if S_ISREG(stat.st_mode) else None  # a folder of keys is not an object
 
     async def open(self, key: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         async with await anyio.open_file(self.path(key), "rb") as f:
