@@ -181,11 +181,17 @@ async def test_an_imported_clip_becomes_playable_then_gets_its_ladder_pictures_a
     assert playable["duration_ms"] == pytest.approx(3000, abs=100)
     assert playable["playback"]["hls_url"]
 
+    first_master = (await fetch(server, playable["playback"]["hls_url"])).decode()
+    assert rendition_uris(first_master) == ["play/index.m3u8"]  # the remux: no encode before it plays
+
     body = await wait_until(server, recording_id, fully_processed)
     master_url = body["playback"]["hls_url"]
     master = (await fetch(server, master_url)).decode()
     variants = master_variants(master)
     assert [uri for _, uri in variants] == ["360p/index.m3u8"]  # never above the source
+    # A player that started on the first rendition keeps playing it after the swap.
+    early = probe(await rendition_file(server, master_url, "play/index.m3u8", tmp_path / "play.mp4"))
+    assert early["duration_s"] == pytest.approx(3.0, abs=0.1)
     attributes, _ = variants[0]
     assert attributes["RESOLUTION"] == "640x360"
     assert attributes["CODECS"] == '"avc1.64001e,mp4a.40.2"'
