@@ -5,25 +5,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# H.264 levels by the largest frame they allow at 30 fps (macroblocks per second), with the level_idc of CODECS.
-_H264_LEVELS: tuple[tuple[int, str], ...] = (
-    (40_500, "1e"),  # 3.0: up to 720x576 at 25-30 fps
-    (108_000, "1f"),  # 3.1: 1280x720 at 30
-    (216_000, "20"),  # 3.2: 1280x720 at 60
-    (245_760, "28"),  # 4.0: 1920x1080 at 30
-    (522_240, "2a"),  # 4.2: 1920x1080 at 60
-    (983_040, "32"),  # 5.1: 4K at 30
+# H.264 levels (ITU-T H.264 table A-1): the most macroblocks per second and per frame each allows, with its
+# level_idc as CODECS spells it. A rendition's level must fit both its rate and its frame size.
+_H264_LEVELS: tuple[tuple[str, int, int, str], ...] = (
+    ("3", 40_500, 1_620, "1e"),
+    ("3.1", 108_000, 3_600, "1f"),
+    ("3.2", 216_000, 5_120, "20"),
+    ("4", 245_760, 8_192, "28"),
+    ("4.2", 522_240, 8_704, "2a"),
+    ("5", 589_824, 22_080, "32"),
+    ("5.1", 983_040, 36_864, "33"),
+    ("5.2", 2_073_600, 36_864, "34"),
 )
 AAC_LC = "mp4a.40.2"
 
 
+def h264_level(*, width: int, height: int, frame_rate: float) -> tuple[str, str]:
+    """The lowest H.264 level (name, level_idc in hex) that carries this frame size at this rate."""
+    frame = ((width + 15) // 16) * ((height + 15) // 16)
+    per_second = frame * frame_rate
+    for name, max_per_second, max_frame, idc in _H264_LEVELS:
+        if per_second <= max_per_second and frame <= max_frame:
+            return name, idc
+    name, _, _, idc = _H264_LEVELS[-1]
+    return name, idc
+
+
 def h264_high_codec(*, width: int, height: int, frame_rate: float) -> str:
     """The RFC 6381 CODECS value of H.264 High at the lowest level that carries this size and rate."""
-    macroblocks_per_second = ((width + 15) // 16) * ((height + 15) // 16) * frame_rate
-    for limit, level in _H264_LEVELS:
-        if macroblocks_per_second <= limit:
-            return f"avc1.6400{level}"
-    return "avc1.640033"  # 5.2
+    return f"avc1.6400{h264_level(width=width, height=height, frame_rate=frame_rate)[1]}"
 
 
 @dataclass(frozen=True, slots=True)

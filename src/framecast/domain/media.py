@@ -6,6 +6,7 @@ raises MediaRefused with a sentence for the person who uploaded it. Nothing here
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from framecast.domain.errors import DomainError
@@ -94,10 +95,11 @@ def check(info: MediaInfo) -> MediaInfo:
         raise MediaRefused("the file holds no video or audio")
     if info.still_image:
         raise MediaRefused("the file is a picture, not a video")
-    if info.duration_s is None or info.duration_s <= 0:
+    if info.duration_s is None or not math.isfinite(info.duration_s) or info.duration_s <= 0:
         raise MediaRefused("the file has no playable length (it is empty or cut off at the start)")
     if info.duration_s > MAX_DURATION_S:
-        raise MediaRefused(f"the file says it lasts {info.duration_s / 3600:.0f} hours; the limit is 12 hours")
+        hours = math.floor(info.duration_s / 360) / 10  # rounded down: 12.04 h reads 12.0, not "12, the limit"
+        raise MediaRefused(f"the file says it lasts {hours:.1f} hours; the limit is 12 hours")
     video = info.video
     if video is not None:
         if not (MIN_SIDE <= video.width <= MAX_SIDE and MIN_SIDE <= video.height <= MAX_SIDE):
@@ -208,9 +210,9 @@ class MediaSet:
         renditions = data.get("renditions") or []
         return cls(
             generation=str(data["generation"]),
-            duration_ms=int(str(data.get("duration_ms") or 0)),
-            width=int(str(data.get("width") or 0)),
-            height=int(str(data.get("height") or 0)),
+            duration_ms=round(float(str(data.get("duration_ms") or 0))),
+            width=round(float(str(data.get("width") or 0))),
+            height=round(float(str(data.get("height") or 0))),
             frame_rate=float(str(data.get("frame_rate") or 0.0)),
             has_audio=bool(data.get("has_audio")),
             source_key=str(data.get("source_key") or ""),

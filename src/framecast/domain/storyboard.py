@@ -11,6 +11,7 @@ from dataclasses import dataclass
 MAX_TILES = 100
 TILE_WIDTH = 160
 MIN_INTERVAL_S = 1.0
+MAX_TILE_HEIGHT = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class Storyboard:
 
 def plan(*, duration_s: float, width: int, height: int, max_tiles: int = MAX_TILES) -> Storyboard:
     """At most `max_tiles` tiles, one per second for short recordings, evenly spread for long ones."""
+    duration_s = round(duration_s, 3)  # WebVTT counts milliseconds: a tile for 0.4 ms past the end would be empty
     if duration_s <= 0 or width <= 0 or height <= 0:
         raise ValueError("a storyboard needs a video with a positive length and size")
     interval = max(MIN_INTERVAL_S, math.ceil(duration_s / max_tiles * 2) / 2)  # whole or half seconds
@@ -49,10 +51,11 @@ def _timestamp(seconds: float) -> str:
 def webvtt(board: Storyboard, *, image: str, duration_s: float) -> str:
     """The thumbnails track: cue i covers [i * interval, (i + 1) * interval), clipped to the recording's end."""
     lines = ["WEBVTT", ""]
+    duration_s = round(duration_s, 3)
     for i in range(board.count):
         start = i * board.interval
         end = min(duration_s, start + board.interval)
-        if end <= start:
+        if round(end, 3) <= round(start, 3):
             break
         x = (i % board.columns) * board.tile_width
         y = (i // board.columns) * board.tile_height

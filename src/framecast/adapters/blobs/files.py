@@ -9,9 +9,9 @@ import asyncio
 import os
 import re
 import shutil
-from stat import S_ISREG
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from stat import S_ISREG
 
 import anyio
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from framecast.domain.hls import h264_level
 from framecast.domain.ladder import Rendition
 from framecast.domain.media import ACCEPTED_DEMUXERS, INIT_NAME, PLAYLIST_NAME, MediaInfo
 
@@ -68,7 +69,7 @@ def concat_list(names: Sequence[str]) -> str:
     """The ffconcat list framecast writes itself for a recording's segments (plain names, in one folder)."""
     lines = ["ffconcat version 1.0"]
     for name in names:
-        if "/" in name or "'" in name or "\n" in name:
+        if "/" in name or "'" in name or "\n" in name or "\r" in name:
             raise ValueError(f"not a plain file name: {name!r}")
         lines.append(f"file '{name}'")
     return "\n".join(lines) + "\n"
@@ -92,8 +93,10 @@ def concat_copy(binary: str, listing: Path, target: Path, *, threads: int) -> li
     ]
 
 
-def remux_hls(binary: str, source: Path, folder: Path, *, threads: int) -> list[str]:
+def remux_hls(binary: str, source: Path, folder: Path, info: MediaInfo, *, threads: int) -> list[str]:
     """The first playable rendition with no encode: the source's own streams, repackaged as CMAF HLS."""
+    # Apple's players want HEVC tagged hvc1 (parameter sets in the init segment), not ffmpeg's default hev1.
+    tag = ["-tag:v", "hvc1"] if info.video is not None and info.video.codec == "hevc" else []
     return [
         *base_args(binary),
         *input_args(source, threads=threads),
@@ -103,12 +106,15 @@ def remux_hls(binary: str, source: Path, folder: Path, *, threads: int) -> list[
         "0:a:0?",
         "-c",
         "copy",
+        *tag,
         *hls_output_args(folder),
     ]
 
 
 def x264_args(rendition: Rendition, *, fps: int, preset: str, screen: bool, threads: int) -> list[str]:
     gop = fps * KEYFRAME_SECONDS
+    # The level the master playlist's CODECS names, so the label and the stream agree.
+    level, _ = h264_level(width=rendition.width, height=rendition.height, frame_rate=fps)
     args = [
         "-c:v",
         "libx264",
@@ -116,6 +122,8 @@ def x264_args(rendition: Rendition, *, fps: int, preset: str, screen: bool, thre
         preset,
         "-profile:v",
         "high",
+        "-level:v",
+        level,
         "-pix_fmt",
         "yuv420p",
         "-b:v",

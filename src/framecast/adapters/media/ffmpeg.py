@@ -111,7 +111,7 @@ class FFmpegTools:
 
     async def remux_hls(self, source: Path, folder: Path, info: MediaInfo, *, progress: Progress) -> None:
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-        await self._ffmpeg(commands.remux_hls(self.binary, source, folder, threads=self._threads), info, progress)
+        await self._ffmpeg(commands.remux_hls(self.binary, source, folder, info, threads=self._threads), info, progress)
 
     async def encode_hls(
         self,
