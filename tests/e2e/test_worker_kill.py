@@ -80,6 +80,13 @@ async def test_a_job_whose_worker_is_killed_finishes_on_another_worker(tmp_path:
         token = (await asyncio.wait_for(serve.stdout.readline(), timeout=60)).decode().strip()
         http = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         async with http:
+
+            async def answering() -> bool:
+                with contextlib.suppress(httpx.TransportError):
+                    return (await http.get("/healthz")).status_code == 200
+                return False
+
+            await until(answering, timeout=60, what="serve answers")
             data = clip.read_bytes()
             created = await http.post(
                 "/api/v1/uploads/",

@@ -121,12 +121,15 @@ class ProcessingService:
         self.on_cancel(event.subject)
         await self._blobs.delete_prefix(recording_prefix(event.subject))
 
-    async def job_dead(self, job: Job, error: str) -> None:
-        """A job gave up. When it was the playable stage, the recording fails, saying why."""
+    async def job_dead(self, job: Job, error: str, permanent: bool) -> None:
+        """A job gave up. When it was the playable stage, the recording fails, saying why: the refusal's own
+        sentence, or that processing kept failing."""
         if job.kind != PLAYABLE or job.recording_id is None:
             return
-        # A refused upload has failed its recording already, with the refusal's own sentence; this is the rest.
-        reason = f"processing failed after {job.attempts} attempts ({error}); ask for it to be processed again"
+        if permanent:
+            reason = error
+        else:
+            reason = f"processing failed after {job.attempts} attempts ({error}); ask for it to be processed again"
         await self._change(job.recording_id, lambda r, at: _fail(r, at, reason))
 
     async def status(self, recording_id: str) -> dict[str, StageStatus]:
@@ -178,10 +181,8 @@ class ProcessingService:
                     out.mkdir()
                     (work / "fast" / rung.name).rename(folder)
                     variant = _variant_of(info, folder, uri=f"{PLAYABLE_FOLDER}/{PLAYLIST_NAME}", rendition=rung)
-            except MediaRefused as refused:
-                reason = str(refused)
-                await self._change(recording.id, lambda r, at: _fail(r, at, reason))
-                raise PermanentJobError(reason) from refused
+            except MediaRefused as refused:  # the recording fails when the job is dead (job_dead)
+                raise PermanentJobError(str(refused)) from refused
             (out / MASTER).write_text(hls.master_playlist([variant]))
             prefix = media_prefix(recording.id, generation)
             await self._publish(out, prefix, last=MASTER)

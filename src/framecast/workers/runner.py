@@ -44,7 +44,9 @@ class JobContext:
 
 
 Handler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
-DeadHook = Callable[[Job, str], Coroutine[Any, Any, None]]
+# Told of a job given up on: the job (DEAD), the last error, and whether that error was permanent (else the job ran
+# out of attempts on transient ones).
+DeadHook = Callable[[Job, str, bool], Coroutine[Any, Any, None]]
 PROGRESS_WRITE_SECONDS = 1.0
 
 
@@ -248,7 +250,7 @@ class Worker:
             return
         if failed.status is JobStatus.DEAD and self._on_dead is not None:
             try:
-                await self._on_dead(failed, error)
+                await self._on_dead(failed, error, not transient)
             except Exception:
                 logger.exception("the dead-job hook failed for job %s", job.id)
 
@@ -263,4 +265,6 @@ class Worker:
 
 def _describe(error: BaseException) -> str:
     text = str(error)
+    if isinstance(error, PermanentJobError) and text:
+        return text  # written for people already
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
