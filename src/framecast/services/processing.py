@@ -19,8 +19,8 @@ import logging
 import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from framecast.domain import events as ev
 from framecast.domain import hls, storyboard
@@ -59,6 +59,7 @@ PICTURES = "media.pictures"
 DOWNLOAD_JOB = "media.download"
 STAGES = {PLAYABLE: "playable", LADDER: "ladder", PICTURES: "pictures", DOWNLOAD_JOB: "download"}
 PROGRESS_EVENT_SECONDS = 2.0
+CONFLICT_RETRIES = 5
 AUDIO_ONLY = Rendition("audio", 0, 0, 0, 128)
 
 
@@ -130,7 +131,7 @@ class ProcessingService:
             reason = error
         else:
             reason = f"processing failed after {job.attempts} attempts ({error}); ask for it to be processed again"
-        await self._change(job.recording_id, lambda r, at: _fail(r, at, reason))
+        await self._update(job.recording_id, lambda r, at: _fail(r, at, reason))
 
     async def status(self, recording_id: str) -> dict[str, StageStatus]:
         """The newest job of each stage for a recording."""
@@ -196,7 +197,17 @@ class ProcessingService:
                 source_key=source_key,
             )
             previous = recording.media.generation if recording.media else None
-            if not await self._became_playable(recording.id, media, job):
+
+            def playable(r: Recording, at: datetime) -> list[Job] | None:
+                if r.status is not RecordingStatus.PROCESSING:
+                    return None
+                r.mark_playable(at=at, media=media)
+                return [
+                    self._job(PICTURES, r.id, generation, PRIORITY_PLAYABLE + 5),
+                    self._job(LADDER, r.id, generation, PRIORITY_LADDER),
+                ]
+
+            if not await self._update(recording.id, playable):
                 await self._blobs.delete_prefix(prefix)  # deleted or superseded while we worked
                 return
             if previous and previous != generation:
@@ -284,12 +295,13 @@ class ProcessingService:
             # and one already playing keeps the old rung, which stays where it was.
             await self._publish(out, media_prefix(recording.id, media.generation), last=MASTER)
 
-        def done(r: Recording, at: Any) -> bool:
+        def done(r: Recording, at: datetime) -> list[Job] | None:
             if not all(r.rendition_ready(at=at, generation=media.generation, name=x.name) for x in renditions):
-                return False
-            return r.media_complete(at=at, generation=media.generation, part="ladder")
+                return None
+            r.media_complete(at=at, generation=media.generation, part="ladder")
+            return [self._job(DOWNLOAD_JOB, r.id, media.generation, PRIORITY_BACKGROUND)]
 
-        await self._finish_part(recording.id, done, then=(DOWNLOAD_JOB, PRIORITY_BACKGROUND, media.generation))
+        await self._update(recording.id, done)
 
     # -- stage 5: pictures ----------------------------------------------------------------------------------------
 
@@ -322,9 +334,7 @@ class ProcessingService:
                     storyboard.webvtt(board, image=STORYBOARD, duration_s=info.duration_s)
                 )
                 await self._publish(out, media_prefix(recording.id, media.generation))
-        await self._finish_part(
-            recording.id, lambda r, at: r.media_complete(at=at, generation=media.generation, part="pictures")
-        )
+        await self._update(recording.id, _completing(media.generation, "pictures"))
 
     # -- stage 6: download ----------------------------------------------------------------------------------------
 
@@ -347,9 +357,7 @@ class ProcessingService:
             target = work / DOWNLOAD
             await self._tools.faststart_mp4(fragmented, target, duration_s=media.duration_ms / 1000)
             await self._blobs.put_file(media_prefix(recording.id, media.generation) + DOWNLOAD, target)
-        await self._finish_part(
-            recording.id, lambda r, at: r.media_complete(at=at, generation=media.generation, part="download")
-        )
+        await self._update(recording.id, _completing(media.generation, "download"))
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
@@ -446,82 +454,39 @@ class ProcessingService:
         except Exception:
             log.exception("could not record progress of job %s", job.id)
 
-    async def _became_playable(self, recording_id: str, media: MediaSet, job: Job) -> bool:
-        for _ in range(5):
+    async def _update(self, recording_id: str, change: Change) -> bool:
+        """Apply `change` and enqueue the jobs it returns, in one transaction, retrying when another writer got
+        there first. `change` returns None when there is nothing to do; False then, or when the recording is gone."""
+        for _ in range(CONFLICT_RETRIES):
             async with self._uow() as tx:
                 try:
                     recording = await tx.recordings.get(recording_id)
                 except NotFound:
                     return False
-                if recording.status is not RecordingStatus.PROCESSING:
+                follow_up = change(recording, self._clock.now())
+                if follow_up is None:
                     return False
-                recording.mark_playable(at=self._clock.now(), media=media)
-                for kind, priority in ((PICTURES, PRIORITY_PLAYABLE + 5), (LADDER, PRIORITY_LADDER)):
-                    await tx.jobs.enqueue(
-                        Job.create(
-                            kind=kind,
-                            at=self._clock.now(),
-                            recording_id=recording_id,
-                            payload={"generation": media.generation},
-                            priority=priority,
-                        )
-                    )
+                for job in follow_up:
+                    await tx.jobs.enqueue(job)
                 try:
                     await tx.recordings.save(recording)
                 except ConcurrentUpdate:
                     continue
                 await tx.commit()
                 return True
-        raise ConcurrentUpdate(f"recording {recording_id} kept changing while job {job.id} published it")
+        raise ConcurrentUpdate(f"recording {recording_id} kept changing under processing")
 
-    async def _finish_part(
-        self,
-        recording_id: str,
-        change: Callable[[Recording, Any], bool],
-        *,
-        then: tuple[str, int, str] | None = None,
-    ) -> None:
-        for _ in range(5):
-            async with self._uow() as tx:
-                try:
-                    recording = await tx.recordings.get(recording_id)
-                except NotFound:
-                    return
-                if not change(recording, self._clock.now()):
-                    return
-                if then is not None:
-                    kind, priority, generation = then
-                    await tx.jobs.enqueue(
-                        Job.create(
-                            kind=kind,
-                            at=self._clock.now(),
-                            recording_id=recording_id,
-                            payload={"generation": generation},
-                            priority=priority,
-                        )
-                    )
-                try:
-                    await tx.recordings.save(recording)
-                except ConcurrentUpdate:
-                    continue
-                await tx.commit()
-                return
-        raise ConcurrentUpdate(f"recording {recording_id} kept changing")
+    def _job(self, kind: str, recording_id: str, generation: str, priority: int) -> Job:
+        return Job.create(
+            kind=kind,
+            at=self._clock.now(),
+            recording_id=recording_id,
+            payload={"generation": generation},
+            priority=priority,
+        )
 
-    async def _change(self, recording_id: str, change: Callable[[Recording, Any], None]) -> None:
-        for _ in range(5):
-            async with self._uow() as tx:
-                try:
-                    recording = await tx.recordings.get(recording_id)
-                except NotFound:
-                    return
-                change(recording, self._clock.now())
-                try:
-                    await tx.recordings.save(recording)
-                except ConcurrentUpdate:
-                    continue
-                await tx.commit()
-                return
+
+Change = Callable[[Recording, datetime], list[Job] | None]
 
 
 def _refusals_are_final(handler: Handler) -> Handler:
@@ -536,9 +501,18 @@ def _refusals_are_final(handler: Handler) -> Handler:
     return run
 
 
-def _fail(recording: Recording, at: Any, reason: str) -> None:
-    if recording.status is RecordingStatus.PROCESSING:
-        recording.fail_processing(at=at, reason=reason, stage="playable")
+def _completing(generation: str, part: str) -> Change:
+    def complete(recording: Recording, at: datetime) -> list[Job] | None:
+        return [] if recording.media_complete(at=at, generation=generation, part=part) else None
+
+    return complete
+
+
+def _fail(recording: Recording, at: datetime, reason: str) -> list[Job] | None:
+    if recording.status is not RecordingStatus.PROCESSING:
+        return None
+    recording.fail_processing(at=at, reason=reason, stage="playable")
+    return []
 
 
 def _is_screen(recording: Recording) -> bool:
