@@ -100,10 +100,16 @@ def test_every_plan_fits_the_limits_and_covers_the_recording(duration: float, wi
     board = plan(duration_s=duration, width=width, height=height)
     assert 1 <= board.count <= MAX_TILES
     assert board.interval >= 1.0
-    assert board.count * board.interval >= duration
+    assert board.count * board.interval >= round(duration, 3)  # to the millisecond, WebVTT's resolution
+    assert board.tile_width % 2 == 0
     assert board.tile_height % 2 == 0
-    assert board.tile_height >= 2
-    assert abs(board.tile_height - TILE_WIDTH * height / width) <= 1 or board.tile_height == 2
+    assert 2 <= board.tile_width <= TILE_WIDTH
+    assert 2 <= board.tile_height <= 320  # a very tall video's tile fits in height; a sprite stays under 65535 px
+    # The tile keeps the video's shape (to the pixel the even rounding allows).
+    assert abs(board.tile_height * width - board.tile_width * height) <= 2 * max(width, height) or 2 in (
+        board.tile_width,
+        board.tile_height,
+    )
     assert 1 <= board.columns <= 10
     assert board.rows == math.ceil(board.count / board.columns)
 

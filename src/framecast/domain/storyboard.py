@@ -34,10 +34,16 @@ def plan(*, duration_s: float, width: int, height: int, max_tiles: int = MAX_TIL
         raise ValueError("a storyboard needs a video with a positive length and size")
     interval = max(MIN_INTERVAL_S, math.ceil(duration_s / max_tiles * 2) / 2)  # whole or half seconds
     count = max(1, math.ceil(duration_s / interval))
-    tile_height = max(2, round(TILE_WIDTH * height / width / 2) * 2)
+    tile_width, tile_height = TILE_WIDTH, _even(TILE_WIDTH * height / width)
+    if tile_height > MAX_TILE_HEIGHT:  # a very tall video: fit the tile in height instead (JPEG stops at 65535 px)
+        tile_width, tile_height = _even(MAX_TILE_HEIGHT * width / height), MAX_TILE_HEIGHT
     return Storyboard(
-        interval=interval, count=count, tile_width=TILE_WIDTH, tile_height=tile_height, columns=min(10, count)
+        interval=interval, count=count, tile_width=tile_width, tile_height=tile_height, columns=min(10, count)
     )
+
+
+def _even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
 
 
 def _timestamp(seconds: float) -> str:
