@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import bench_sessions, bench_uploads
+from bench import bench_processing, bench_sessions, bench_uploads
 from bench.runner import Table, describe_machine, raise_nofile_limit
 
 # Wide enough that no table wraps its cells when the output goes to a file.
@@ -27,6 +27,7 @@ REGISTRY: dict[str, Benchmark] = {
     "session_start": bench_sessions.session_start,
     "idle_memory": bench_sessions.idle_memory,
     "upload_throughput": bench_uploads.upload_throughput,
+    "processing": bench_processing.processing,
 }
 
 

@@ -516,6 +516,10 @@ def _fail(recording: Recording, at: datetime, reason: str) -> list[Job] | None:
 
 
 def _is_screen(recording: Recording) -> bool:
+    """Screen content gets screen settings; an imported file could be anything, so it gets the camera ladder,
+    which never looks worse (it only spends more bits)."""
+    if recording.settings.get("source") == "import":
+        return False
     return recording.recording_type in (RecordingType.SCREEN, RecordingType.SCREEN_CAMERA)
 
 
