@@ -202,7 +202,7 @@ async def test_a_permanent_failure_is_dead_at_once_and_keeps_its_error(container
     dead = await load(container, job.id)
     assert (dead.status, dead.last_error, calls) == (
         JobStatus.DEAD,
-        "PermanentJobError: the upload is not a video",
+        "the upload is not a video",  # a permanent error is written for people: kept as it is
         1,
     )
     assert dead.finished_at is not None
