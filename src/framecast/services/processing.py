@@ -240,21 +240,11 @@ class ProcessingService:
         """Cut a concatenated upload back into its parts when each is a file of its own (one per resume); None
         when the parts only make sense together (fragments of one stream, MediaRecorder chunks)."""
         folder = work / "segments"
-        folder.mkdir()
-        paths = []
-        with raw.open("rb") as whole:
-            for index, size in enumerate(parts):
-                path = folder / f"segment-{index:04d}"
-                with path.open("wb") as piece:
-                    remaining = size
-                    while remaining > 0 and (chunk := whole.read(min(remaining, 1024 * 1024))):
-                        piece.write(chunk)
-                        remaining -= len(chunk)
-                paths.append(path)
+        paths = await asyncio.to_thread(_split, raw, parts, folder)
         try:
             await self._tools.probe(paths[1])
         except MediaRefused:
-            shutil.rmtree(folder)
+            await asyncio.to_thread(shutil.rmtree, folder)
             return None
         return paths
 
@@ -348,12 +338,10 @@ class ProcessingService:
             context.progress(0, "download")
             playlist = await self._local(prefix + PLAYLIST_NAME, work / PLAYLIST_NAME)
             names = [INIT_NAME, *hls.segment_uris(playlist.read_text())]
+            pieces = [await self._local(prefix + name, work / name) for name in names]
             fragmented = work / "fragmented.mp4"
-            with fragmented.open("wb") as joined:
-                for name in names:  # init segment + media segments = one fragmented MP4
-                    local = await self._local(prefix + name, work / name)
-                    with local.open("rb") as piece:
-                        shutil.copyfileobj(piece, joined)
+            # The init segment and the media segments, end to end, are one fragmented MP4.
+            await asyncio.to_thread(_concatenate, pieces, fragmented)
             target = work / DOWNLOAD
             await self._tools.faststart_mp4(fragmented, target, duration_s=media.duration_ms / 1000)
             await self._blobs.put_file(media_prefix(recording.id, media.generation) + DOWNLOAD, target)
@@ -406,12 +394,11 @@ class ProcessingService:
     @contextlib.asynccontextmanager
     async def _workspace(self, job: Job) -> AsyncIterator[Path]:
         folder = self._scratch / f"job-{job.id}"
-        shutil.rmtree(folder, ignore_errors=True)  # a previous attempt's leftovers
-        folder.mkdir(parents=True)
+        await asyncio.to_thread(_fresh_folder, folder)  # a previous attempt may have left files
         try:
             yield folder
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
 
     @contextlib.asynccontextmanager
     async def _progress_events(self, job: Job, context: JobContext) -> AsyncIterator[None]:
@@ -499,6 +486,37 @@ def _refusals_are_final(handler: Handler) -> Handler:
             raise PermanentJobError(str(refused)) from refused
 
     return run
+
+
+# -- file work, run in a thread: these copy whole recordings and must not stall the event loop ------------------------
+
+
+def _split(whole: Path, sizes: Sequence[int], folder: Path) -> list[Path]:
+    """Cut `whole` into consecutive files of `sizes` bytes in `folder`."""
+    folder.mkdir()
+    paths = []
+    with whole.open("rb") as source:
+        for index, size in enumerate(sizes):
+            path = folder / f"segment-{index:04d}"
+            with path.open("wb") as piece:
+                remaining = size
+                while remaining > 0 and (chunk := source.read(min(remaining, 1024 * 1024))):
+                    piece.write(chunk)
+                    remaining -= len(chunk)
+            paths.append(path)
+    return paths
+
+
+def _concatenate(pieces: Sequence[Path], target: Path) -> None:
+    with target.open("wb") as joined:
+        for path in pieces:
+            with path.open("rb") as piece:
+                shutil.copyfileobj(piece, joined)
+
+
+def _fresh_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
 
 
 def _completing(generation: str, part: str) -> Change:
