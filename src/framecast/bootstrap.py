@@ -23,6 +23,7 @@ from framecast.adapters.sql.migrate import upgrade_async
 from framecast.domain import events as ev
 from framecast.ports import Clock, EventBus, EventHandler, LiveState, UnitOfWorkFactory
 from framecast.services.events import OutboxRelay, TransactionalHandler, deduplicated
+from framecast.services.media_links import MediaSigner
 from framecast.services.processing import ProcessingService
 from framecast.services.recordings import RecordingService
 from framecast.services.tickets import Tickets
@@ -46,6 +47,7 @@ class Container:
     bus: MemoryEventBus
     relay: OutboxRelay
     tickets: Tickets
+    media_signer: MediaSigner
     recordings: RecordingService
     uploads: UploadService
     processing: ProcessingService
@@ -127,6 +129,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         ttl=timedelta(seconds=settings.upload_expiry_seconds),
         spool_dir=spool,
     )
+    secret_key = settings.resolved_secret_key()
     processing = ProcessingService(
         uow=uow,
         clock=clock,
@@ -164,7 +167,10 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         blobs=blobs,
         bus=bus,
         relay=relay,
-        tickets=Tickets(secret_key=settings.resolved_secret_key(), clock=clock),
+        tickets=Tickets(secret_key=secret_key, clock=clock),
+        media_signer=MediaSigner(
+            secret_key=secret_key, clock=clock, ttl=timedelta(seconds=settings.media_url_ttl_seconds)
+        ),
         recordings=recordings,
         uploads=uploads,
         processing=processing,

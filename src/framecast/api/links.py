@@ -9,7 +9,6 @@ from framecast.api.schemas import Playback
 from framecast.bootstrap import Container
 from framecast.domain.media import DOWNLOAD, MASTER, POSTER, PREVIEW, STORYBOARD_VTT
 from framecast.domain.recordings import Recording, RecordingStatus
-from framecast.services.media_links import MediaSigner
 from framecast.services.tickets import UPLOAD_TICKET, WS_TICKET, Grant
 
 UPLOADS_PATH = "/api/v1/uploads/"
@@ -44,13 +43,6 @@ def control_open(recording: Recording) -> bool:
     )
 
 
-def media_signer(container: Container) -> MediaSigner:
-    """The signer of `container`'s media URLs; cheap to make (itsdangerous derives its key on every use anyway)."""
-    settings = container.settings
-    ttl = timedelta(seconds=settings.media_url_ttl_seconds)
-    return MediaSigner(secret_key=settings.resolved_secret_key(), clock=container.clock, ttl=ttl)
-
-
 def media_url(container: Container, recording: Recording, name: str) -> str | None:
     """The signed URL of `name` (a path under the current generation, e.g. `master.m3u8`); None before playable.
 
@@ -79,5 +71,5 @@ def playback(container: Container, recording: Recording) -> Playback:
 def _media_base(container: Container, recording: Recording) -> str | None:
     if recording.media is None:
         return None
-    token = media_signer(container).sign(recording_id=recording.id, generation=recording.media.generation)
+    token = container.media_signer.sign(recording_id=recording.id, generation=recording.media.generation)
     return f"{container.settings.resolved_public_url}{MEDIA_PATH}{token}"

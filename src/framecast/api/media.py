@@ -73,10 +73,10 @@ async def head_media(token: str, path: str, request: Request, container: Contain
 async def _serve(container: Container, token: str, path: str, request: Request, *, send_body: bool) -> Response:
     # A token that does not verify is 404, never 401 or 403: a media URL is a capability, and without a valid one
     # the media does not exist for the caller (and a prober learns nothing about which recordings do).
-    grant = links.media_signer(container).verify(token)
+    grant = container.media_signer.verify(token)
     if not is_media_path(path):
         raise HTTPException(404, "no such media file")
-    # The token outlives a deletion (and until the pipeline purges them, so do the blobs): ask the database.
+    # The token outlives a deletion, and the blobs may for a moment while they are removed: ask the database.
     async with container.uow() as tx:
         recording = await tx.recordings.get(grant.recording_id)
     key = media_prefix(grant.recording_id, grant.generation) + path
