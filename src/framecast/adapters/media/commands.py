@@ -75,18 +75,17 @@ def concat_list(names: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The first video stream (cover art excluded) and the first audio stream, each if present, unchanged.
+COPY_FIRST_STREAMS = ("-map", "0:V:0?", "-map", "0:a:0?", "-c", "copy")
+
+
 def concat_copy(binary: str, listing: Path, target: Path, *, threads: int) -> list[str]:
     """Join same-format segments into one Matroska file without re-encoding; each segment's timestamps follow on
     from the previous one's end, so pauses leave no gap. Only framecast's own list is ever read with `concat`."""
     return [
         *base_args(binary),
         *input_args(listing, threads=threads, demuxers=("concat", *ACCEPTED_DEMUXERS)),
-        "-map",
-        "0:V:0?",
-        "-map",
-        "0:a:0?",
-        "-c",
-        "copy",
+        *COPY_FIRST_STREAMS,
         "-f",
         "matroska",
         str(target),
@@ -100,12 +99,7 @@ def remux_hls(binary: str, source: Path, folder: Path, info: MediaInfo, *, threa
     return [
         *base_args(binary),
         *input_args(source, threads=threads),
-        "-map",
-        "0:V:0?",
-        "-map",
-        "0:a:0?",
-        "-c",
-        "copy",
+        *COPY_FIRST_STREAMS,
         *tag,
         *hls_output_args(folder),
     ]
