@@ -26,7 +26,7 @@ from framecast.domain import events as ev
 from framecast.domain import hls, storyboard
 from framecast.domain.errors import ConcurrentUpdate, NotFound
 from framecast.domain.events import DomainEvent
-from framecast.domain.jobs import PRIORITY_BACKGROUND, PRIORITY_LADDER, PRIORITY_PLAYABLE, Job
+from framecast.domain.jobs import PRIORITY_BACKGROUND, PRIORITY_LADDER, PRIORITY_PLAYABLE, Job, JobStatus
 from framecast.domain.ladder import DEFAULT_LADDER, Rendition, Rung, renditions_for
 from framecast.domain.media import (
     DOWNLOAD,
@@ -144,7 +144,7 @@ class ProcessingService:
         return {
             stage: StageStatus(
                 status=job.status.value,
-                progress=100.0 if job.status.value == "SUCCEEDED" else round(job.progress, 1),
+                progress=100.0 if job.status is JobStatus.SUCCEEDED else round(job.progress, 1),
                 step=job.stage,
                 attempts=job.attempts,
                 error=job.last_error,
