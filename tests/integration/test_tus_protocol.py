@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -16,7 +18,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import websockets
 from sqlalchemy import func, select
+from websockets.asyncio.client import ClientConnection
 
 from conftest import Server, drive_to_uploading
 from framecast.adapters.clock import FakeClock
@@ -469,6 +473,132 @@ async def test_partial_uploads_are_assembled_by_a_final_upload(server: Server) -
     assert (await recording_of(server, recording_id))["status"] == "PROCESSING"
     assert await raw_video(server, recording_id) == b"".join(pieces)
     assert len(await outbox_events(server, "raw_video_uploaded")) == 1
+
+
+# -- uploading while recording -----------------------------------------------------------------------------------
+
+
+class Control:
+    """A recording's control channel; every message sent waits for its ACK."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._seq = 0
+
+    async def send(self, type_: str) -> str:
+        """Send `type_` and return the status the server acknowledged."""
+        self._seq += 1
+        await self._ws.send(json.dumps({"type": type_, "seq": self._seq, "data": {}}))
+        while (message := json.loads(await self._ws.recv()))["type"] != "ACK":
+            assert message["type"] != "ERROR", message
+        return str(message["data"]["status"])
+
+
+@contextlib.asynccontextmanager
+async def preparing(server: Server, token: str | None = None) -> AsyncIterator[tuple[str, Control]]:
+    """A new recording, still PREPARING, with its control channel open."""
+    async with server.client(token) as http:
+        recording = (await http.post("/api/v1/recordings", json={"recording_type": "screen"})).json()
+    async with websockets.connect(recording["ws_url"], compression=None) as ws:
+        await ws.recv()  # READY
+        yield recording["id"], Control(ws)
+
+
+def part_of(recording_id: str) -> dict[str, str]:
+    """Creation headers of a part bound to a recording, its length declared later (the file is still growing)."""
+    return {"Upload-Concat": "partial", "Upload-Metadata": f"recording_id {b64(recording_id)}"}
+
+
+async def send_part(http: httpx.AsyncClient, location: str, fragments: list[bytes], *, sent: int = 0) -> None:
+    """PATCH `fragments` in turn from offset `sent`, declaring the length with the last one."""
+    for i, fragment in enumerate(fragments):
+        headers = {**STREAM, "Upload-Offset": str(sent)}
+        if i == len(fragments) - 1:
+            headers["Upload-Length"] = str(sent + len(fragment))
+        response = await http.patch(location, content=fragment, headers=headers)
+        assert response.status_code == 204, response.text
+        sent += len(fragment)
+
+
+async def test_a_part_is_refused_before_the_recording_starts(server: Server) -> None:
+    async with preparing(server) as (recording_id, _), server.client() as http:
+        refused = await http.post(
+            "/api/v1/uploads/", headers={**TUS, "Upload-Defer-Length": "1", **part_of(recording_id)}
+        )
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "not_uploading"
+        assert "PREPARING" in refused.json()["error"]["message"]
+        assert "RECORDING, PAUSED or UPLOADING" in refused.json()["error"]["message"]
+    assert await count_uploads(server) == 0
+
+
+async def test_parts_sent_while_recording_are_assembled_after_stop(server: Server) -> None:
+    first, second = [os.urandom(20_000), os.urandom(7)], [os.urandom(9_000), os.urandom(11_000)]
+    async with preparing(server) as (recording_id, control), server.client() as http:
+        assert await control.send("RECORDING_STARTED") == "RECORDING"
+        one = await create(http, "/api/v1/uploads/", None, **part_of(recording_id))
+        await http.patch(one, content=first[0], headers={**STREAM, "Upload-Offset": "0"})
+        assert await control.send("RECORDING_PAUSED") == "PAUSED"
+        await send_part(http, one, first[1:], sent=len(first[0]))
+        head = await http.head(one, headers=TUS)
+        assert head.headers["upload-offset"] == head.headers["upload-length"] == str(len(b"".join(first)))
+        assert await control.send("RECORDING_RESUMED") == "RECORDING"
+        two = await create(http, "/api/v1/uploads/", None, **part_of(recording_id))
+        await send_part(http, two, second)
+        bound = {"Upload-Metadata": f"recording_id {b64(recording_id)}"}
+        early = await http.post("/api/v1/uploads/", headers={**TUS, "Upload-Concat": f"final;{one} {two}", **bound})
+        assert early.status_code == 409  # a final upload completes the recording: only after stop
+        assert early.json()["error"]["code"] == "not_uploading"
+        whole = await http.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": "3", **bound})
+        assert whole.status_code == 409
+        assert await count_uploads(server) == 2
+        assert (stored(server, one), stored(server, two)) == (b"".join(first), b"".join(second))
+        assert (await recording_of(server, recording_id))["status"] == "RECORDING"
+        assert await control.send("RECORDING_STOPPED") == "UPLOADING"
+        final = await http.post("/api/v1/uploads/", headers={**TUS, "Upload-Concat": f"final;{one} {two}", **bound})
+        assert final.status_code == 201, final.text
+    assert (await recording_of(server, recording_id))["status"] == "PROCESSING"
+    assert await raw_video(server, recording_id) == b"".join(first + second)
+    [event] = await outbox_events(server, "raw_video_uploaded")
+    assert event["parts"] == [len(b"".join(first)), len(b"".join(second))]
+
+
+async def test_a_part_for_another_users_recording_is_404(server: Server) -> None:
+    _, other_token = await server.new_user("other@example.com")
+    async with preparing(server, other_token) as (theirs, control), server.client() as http:
+        await control.send("RECORDING_STARTED")
+        refused = await http.post("/api/v1/uploads/", headers={**TUS, "Upload-Defer-Length": "1", **part_of(theirs)})
+        assert refused.status_code == 404
+    assert await count_uploads(server) == 0
+
+
+async def test_parts_of_an_aborted_recording_take_no_more_bytes_and_go_with_it(server: Server) -> None:
+    async with preparing(server) as (recording_id, control), server.client() as http:
+        await control.send("RECORDING_STARTED")
+        location = await create(http, "/api/v1/uploads/", None, **part_of(recording_id))
+        await http.patch(location, content=b"abc", headers={**STREAM, "Upload-Offset": "0"})
+        assert await control.send("RECORDING_ABORTED") == "ABORTED"
+        refused = await http.patch(location, content=b"def", headers={**STREAM, "Upload-Offset": "3"})
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "not_uploading"
+        assert await offset(http, location) == 3
+        assert stored(server, location) == b"abc"
+        assert (await http.delete(f"/api/v1/recordings/{recording_id}")).status_code == 204
+    assert stored(server, location) is None
+    assert await count_uploads(server) == 0
+
+
+async def test_a_part_whose_recording_was_deleted_meanwhile_is_removed_on_its_next_patch(server: Server) -> None:
+    """A part created as the recording is deleted escapes the clean-up; it is not free for another recording."""
+    async with preparing(server) as (recording_id, control), server.client() as http:
+        await control.send("RECORDING_STARTED")
+        location = await create(http, "/api/v1/uploads/", None, **part_of(recording_id))
+        await http.patch(location, content=b"abc", headers={**STREAM, "Upload-Offset": "0"})
+        await server.container.recordings.delete(owner_id=server.user.id, recording_id=recording_id)
+        gone = await http.patch(location, content=b"def", headers={**STREAM, "Upload-Offset": "3"})
+        assert gone.status_code == 404
+    assert stored(server, location) is None
+    assert await count_uploads(server) == 0
 
 
 # -- durability and concurrency -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from framecast.domain import events as ev
 from framecast.domain.errors import InvalidTransition
 from framecast.domain.media import MediaSet
 from framecast.domain.recordings import Action, Limits, Recording, RecordingStatus, RecordingType, StopReason
+from framecast.domain.uploads import UploadKind
 
 S = RecordingStatus
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -41,6 +42,13 @@ ALLOWED: dict[Action, frozenset[RecordingStatus]] = {
     Action.FAIL_PROCESSING: frozenset({S.PROCESSING}),
 }
 CAPTURE = {Action.START, Action.PAUSE, Action.RESUME, Action.STOP}
+# The uploads bound to a recording that it takes in each status: parts from the start of capture (a client uploads
+# each segment as it records it), whole and final uploads, which complete the recording, only once it is stopped.
+TAKES: dict[UploadKind, frozenset[RecordingStatus]] = {
+    UploadKind.PARTIAL: frozenset({S.RECORDING, S.PAUSED, S.UPLOADING}),
+    UploadKind.SINGLE: frozenset({S.UPLOADING}),
+    UploadKind.FINAL: frozenset({S.UPLOADING}),
+}
 
 
 def snapshot(recording: Recording) -> dict[str, Any]:
@@ -287,6 +295,11 @@ class RecordingSession(RuleBasedStateMachine):
         assert self.recording.time_limit_at == self.time_limit()
 
     @invariant()
+    def uploads_are_taken_only_in_their_statuses(self) -> None:
+        for kind in UploadKind:
+            assert self.recording.takes_upload(kind) is (self.status in TAKES[kind])
+
+    @invariant()
     def events_are_appended_only_by_transitions(self) -> None:
         assert [e.type for e in self.recording.events] == self.expected_events
         assert {e.subject for e in self.recording.events} == {self.recording.id}
@@ -294,3 +307,36 @@ class RecordingSession(RuleBasedStateMachine):
 
 TestRecordingSession = RecordingSession.TestCase
 TestRecordingSession.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
+
+
+def test_a_recording_takes_parts_while_capturing_and_whole_uploads_only_once_stopped() -> None:
+    recording = Recording.create(
+        owner_id="user-1", workspace_id="ws-1", recording_type=RecordingType.SCREEN, at=T0, limits=LIMITS
+    )
+    taken: dict[RecordingStatus, set[UploadKind]] = {}
+
+    def note() -> None:
+        taken[recording.status] = {kind for kind in UploadKind if recording.takes_upload(kind)}
+
+    note()
+    recording.start(at=T0)
+    note()
+    recording.pause(at=T0 + timedelta(seconds=5))
+    note()
+    recording.stop(at=T0 + timedelta(seconds=9), upload_timeout=LIMITS.upload_timeout)
+    note()
+    recording.complete_upload(at=T0 + timedelta(seconds=12), key="raw/x.mp4", size=4096, parts=[1024, 3072])
+    note()
+    assert taken == {
+        S.PREPARING: set(),  # nothing was captured yet
+        S.RECORDING: {UploadKind.PARTIAL},
+        S.PAUSED: {UploadKind.PARTIAL},
+        S.UPLOADING: {UploadKind.SINGLE, UploadKind.PARTIAL, UploadKind.FINAL},
+        S.PROCESSING: set(),
+    }
+    recording = Recording.create(
+        owner_id="user-1", workspace_id="ws-1", recording_type=RecordingType.SCREEN, at=T0, limits=LIMITS
+    )
+    recording.start(at=T0)
+    recording.abort(at=T0 + timedelta(seconds=3))
+    assert not any(recording.takes_upload(kind) for kind in UploadKind)

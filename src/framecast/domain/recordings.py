@@ -17,6 +17,7 @@ from framecast.domain import events as ev
 from framecast.domain.errors import InvalidTransition
 from framecast.domain.events import DomainEvent
 from framecast.domain.media import MediaSet
+from framecast.domain.uploads import UploadKind
 
 
 class RecordingStatus(StrEnum):
@@ -88,6 +89,15 @@ TRANSITIONS: dict[Action, tuple[frozenset[RecordingStatus], RecordingStatus]] = 
     Action.MARK_PLAYABLE: (frozenset({S.PROCESSING}), S.READY),
     Action.FAIL_PROCESSING: (frozenset({S.PROCESSING}), S.FAILED),
     Action.REPROCESS: (frozenset({S.READY, S.FAILED}), S.PROCESSING),
+}
+
+
+# The statuses in which a recording takes each kind of upload bound to it. A part may come while capturing: a client
+# uploads each segment as it records it. A single or final upload completes the recording, so only once stopped.
+UPLOAD_STATUSES: dict[UploadKind, frozenset[RecordingStatus]] = {
+    UploadKind.SINGLE: frozenset({S.UPLOADING}),
+    UploadKind.PARTIAL: frozenset({S.RECORDING, S.PAUSED, S.UPLOADING}),
+    UploadKind.FINAL: frozenset({S.UPLOADING}),
 }
 
 
@@ -442,6 +452,10 @@ class Recording:
 
     def can(self, action: Action) -> bool:
         return self.status in TRANSITIONS[action][0]
+
+    def takes_upload(self, kind: UploadKind) -> bool:
+        """True when an upload of `kind` bound to this recording may be created or appended to now."""
+        return self.status in UPLOAD_STATUSES[kind]
 
     def _move(self, action: Action, at: datetime) -> None:
         allowed, target = TRANSITIONS[action]

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from framecast.domain.errors import ConcurrentUpdate, DomainError, InvalidTransition, NotFound
-from framecast.domain.recordings import Limits, Recording, RecordingStatus
+from framecast.domain.recordings import UPLOAD_STATUSES, Limits, Recording, RecordingStatus
 from framecast.domain.uploads import Upload, UploadError, UploadKind
 from framecast.ports import BlobStore, Clock, ConcatenatingUploadStore, UnitOfWork, UnitOfWorkFactory, UploadStore
 from framecast.services.upload_bodies import Body, Cut, UploadTooLarge, incoming
@@ -29,12 +29,21 @@ MAX_TITLE = 500
 
 
 class NotAcceptingUploads(DomainError):
-    """The upload's recording is not UPLOADING (it was finished, failed or is still being recorded)."""
+    """The upload's recording does not take that kind of upload in its status (see Recording.takes_upload)."""
 
     code = "not_uploading"
 
-    def __init__(self, recording: Recording) -> None:
-        super().__init__(f"recording {recording.id} is {recording.status.value}; it takes uploads only while UPLOADING")
+    def __init__(self, recording: Recording, kind: UploadKind) -> None:
+        statuses = [status.value for status in RecordingStatus if status in UPLOAD_STATUSES[kind]]
+        what = "parts of an upload" if kind is UploadKind.PARTIAL else "uploads"
+        message = f"recording {recording.id} is {recording.status.value}; it takes {what} only while {_or(statuses)}"
+        if recording.status.is_capturing:
+            message += "; while recording, send parts (Upload-Concat: partial) and the final upload after stop"
+        super().__init__(message)
+
+
+def _or(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +65,15 @@ class NewUpload:
 
 def raw_key(upload: Upload) -> str:
     return f"recordings/{upload.recording_id}/raw/{upload.id}"
+
+
+def _bound_to(upload: Upload) -> str | None:
+    """The recording the upload was created for, even once deleted (the foreign key then clears recording_id).
+
+    A bearer upload naming `recording_id` in its metadata is bound to it at creation (api/uploads.py), so a part
+    without a recording but with that metadata lost its recording, and is not free for another one.
+    """
+    return upload.recording_id or upload.metadata.get("recording_id") or None
 
 
 class UploadService:
@@ -92,8 +110,9 @@ class UploadService:
     async def create(self, *, creator: Creator, new: NewUpload, body: Body | None = None) -> Upload:
         """Create an upload (and, for an import, its recording), then append `body` if there is one.
 
-        Raises NotFound for a recording that is missing or not the creator's, NotAcceptingUploads unless it is
-        UPLOADING, UploadTooLarge over the maximum. A checksummed body is verified before anything is created.
+        Raises NotFound for a recording that is missing or not the creator's, NotAcceptingUploads unless it takes
+        this kind of upload now (Recording.takes_upload), UploadTooLarge over the maximum. A checksummed body is
+        verified before anything is created.
         """
         if new.length is not None and new.length > self.max_size:
             raise UploadTooLarge(f"Upload-Length {new.length} is over this server's maximum of {self.max_size} bytes")
@@ -241,11 +260,11 @@ class UploadService:
     # -- creation ----------------------------------------------------------------------------------------------------
 
     async def _recording_for(self, tx: UnitOfWork, creator: Creator, new: NewUpload) -> str | None:
-        """The recording the new upload completes; creates it for an import. Partial uploads may have none yet."""
+        """The recording the new upload belongs to; creates it for an import. Partial uploads may have none yet."""
         if creator.recording_id is not None:
             recording = await tx.recordings.get(creator.recording_id, owner_id=creator.user_id)
-            if recording.status is not RecordingStatus.UPLOADING:
-                raise NotAcceptingUploads(recording)
+            if not recording.takes_upload(new.kind):
+                raise NotAcceptingUploads(recording, new.kind)
             return recording.id
         if new.kind is UploadKind.PARTIAL:
             return None  # bound when the final upload is created
@@ -277,7 +296,7 @@ class UploadService:
                 if part.kind is not UploadKind.PARTIAL or not part.is_complete:
                     raise UploadError(f"upload {part.id} is not a finished partial upload")
             recording_id = await self._recording_for(tx, creator, new)
-            if any(part.recording_id not in (None, recording_id) for part in parts):
+            if any(_bound_to(part) not in (None, recording_id) for part in parts):
                 raise UploadError("the partial uploads belong to another recording")
             length = sum(part.length or 0 for part in parts)
             if length > self.max_size:
@@ -378,7 +397,7 @@ class UploadService:
                 try:
                     recording.complete_upload(at=at, key=key, size=size, parts=part_sizes)
                 except InvalidTransition:
-                    raise NotAcceptingUploads(recording) from None
+                    raise NotAcceptingUploads(recording, fresh.kind) from None
                 await tx.uploads.save(fresh)
                 try:
                     await tx.recordings.save(recording)
@@ -394,15 +413,15 @@ class UploadService:
         """Raise unless the upload's recording (loaded here unless given) takes bytes; an upload whose recording was
         deleted is removed."""
         if upload.recording_id is None:
-            if upload.kind is UploadKind.PARTIAL:
+            if upload.kind is UploadKind.PARTIAL and _bound_to(upload) is None:
                 return
             await self._forget(upload)  # the recording was deleted (the foreign key cleared recording_id)
             raise NotFound("upload", upload.id)
         if recording is None:
             async with self._uow() as tx:
                 recording = await tx.recordings.get(upload.recording_id)
-        if recording.status is not RecordingStatus.UPLOADING:
-            raise NotAcceptingUploads(recording)
+        if not recording.takes_upload(upload.kind):
+            raise NotAcceptingUploads(recording, upload.kind)
 
     async def _forget(self, upload: Upload) -> None:
         await self._store.discard(upload.id)
