@@ -1,0 +1,1 @@
+"""The desktop Recording Agent: capture, local spool, control channel and resumable upload."""
