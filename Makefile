@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint bench lock clean
+.PHONY: setup run test lint bench lock clean desktop-deps
 
 # Dependencies are pinned with hashes in requirements.lock (runtime and development alike); `make lock` refreshes it
 # from pyproject.toml.
@@ -32,6 +32,17 @@ lint: setup
 
 test: lint  ## lint, type-check and run the whole suite (real PostgreSQL/Redis when FRAMECAST_TEST_* are set)
 	$(VENV)/bin/pytest
+
+# What the agent's end-to-end tests capture from: a virtual X screen and a PulseAudio null sink (Debian/Ubuntu).
+# Without them those tests skip (and fail under CI).
+DESKTOP_PROGRAMS := Xvfb pulseaudio pactl
+desktop-deps:
+	@missing=0; for p in $(DESKTOP_PROGRAMS); do command -v $$p >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq \
+			--no-install-recommends xvfb pulseaudio pulseaudio-utils >/dev/null; \
+	fi
 
 bench: setup
 	$(VENV)/bin/python -m bench

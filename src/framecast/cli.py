@@ -1,4 +1,4 @@
-"""The `framecast` command line: serve, worker, migrate, token."""
+"""The `framecast` command line: serve, worker, migrate, token (the server); login, record, devices (the agent)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from framecast import __version__
+from framecast.agent import commands as agent
 from framecast.settings import Settings
 
 app = typer.Typer(
@@ -21,6 +22,9 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.command(rich_help_panel="Recording agent")(agent.login)
+app.command(rich_help_panel="Recording agent")(agent.record)
+app.command(rich_help_panel="Recording agent")(agent.devices)
 err = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Home of the embedded default (FRAMECAST_DATA_DIR).")]

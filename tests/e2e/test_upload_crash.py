@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,12 @@ STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
 
 
 @contextlib.asynccontextmanager
-async def serve(data_dir: Path, port: int, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run `framecast serve` until the block ends (or the test kills it); yields once /healthz answers."""
+async def serve(
+    data_dir: Path, port: int, log: Path, *, settings: Mapping[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run `framecast serve` until the block ends (or the test kills it); yields once /healthz answers.
+
+    `settings` are FRAMECAST_ variables on top of the defaults below."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMECAST_")}
     env |= {
         "FRAMECAST_DATA_DIR": str(data_dir),
@@ -43,6 +47,7 @@ async def serve(data_dir: Path, port: int, log: Path) -> AsyncIterator[asyncio.s
         # The uploaded bytes are random, not a video: processing would fail them; this test is about the bytes.
         "FRAMECAST_SERVE_WORKERS": "false",
     }
+    env |= dict(settings or {})
     with log.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "framecast", "serve", env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr

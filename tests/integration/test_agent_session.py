@@ -1,0 +1,217 @@
+"""The Recording Agent against a real framecast server, replaying a clip as its capture device (`--source`).
+
+The agent's parts run for real: ffmpeg captures into the spool, the control channel speaks WebSocket, the uploader
+speaks tus, and the server processes what arrives. The desktop devices (Xvfb, PulseAudio) are in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from test_processing import probe, recording, wait_until
+
+import media_clips
+from conftest import Server
+from framecast.agent.capture import CaptureSpec, Platform
+from framecast.agent.client import Recordings
+from framecast.agent.recorder import Options, Recorder, State
+from framecast.agent.recovery import recover
+from framecast.agent.spool import Spool
+from framecast.agent.tus import TusClient
+from framecast.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'framecast.db'}"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"serve_workers": True, "worker_concurrency": 1, "media_threads": 1})
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return media_clips.video(tmp_path_factory.mktemp("clips") / "source.mp4", size="640x360", seconds=12.0)
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
+    ) as client:
+        yield client
+
+
+def recorder_for(http: httpx.AsyncClient, spool: Path, clip: Path, **options: Any) -> Recorder:
+    spec = CaptureSpec(source=clip, source_speed=options.pop("speed", 1.0))
+    return Recorder(
+        options=Options(spec=spec, platform=Platform.LINUX, ffmpeg=media_clips.FFMPEG, **options),
+        recordings=Recordings(http),
+        tus=TusClient(http),
+        spool=Spool(spool),
+    )
+
+
+def playable(body: dict[str, Any]) -> bool:
+    if body["status"] == "FAILED":
+        raise AssertionError(body["failure_reason"])
+    return body["status"] == "READY"
+
+
+async def raw_upload(server: Server, recording_id: str) -> Path:
+    """The file the server assembled from the agent's parts."""
+    folder = server.container.settings.data_dir / "blobs" / "recordings" / recording_id / "raw"
+    (path,) = folder.iterdir()
+    return path
+
+
+async def test_a_recording_with_a_pause_arrives_whole_and_plays(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    recorder = recorder_for(http, tmp_path / "spool", clip, title="With a pause")
+    await recorder.start()
+    session = asyncio.create_task(recorder.run())
+    await asyncio.sleep(3)
+    sent_while_recording = recorder.sent_bytes
+    recorder.pause()
+    await asyncio.sleep(1.5)
+    assert (await recording(server, recorder.recording_id))["status"] == "PAUSED"
+    recorder.resume()
+    await asyncio.sleep(3)
+    recorder.stop()
+    outcome = await session
+
+    assert outcome.state is State.DONE
+    assert outcome.share_url
+    assert outcome.share_url.endswith(recorder.recording_id)
+    assert sent_while_recording > 0, "nothing was uploaded while recording"
+    body = await wait_until(server, recorder.recording_id, playable)
+    assert body["title"] == "With a pause"
+    assert body["segment_count"] == 2
+    assert 5000 <= body["duration_ms"] <= 7500, "the server counts recorded time, not the pause"
+    assert abs(body["client_duration_ms"] - body["duration_ms"]) < 1500
+    media = probe(await raw_upload(server, recorder.recording_id))
+    assert media["video"]["codec"] == "h264"
+    assert media["audio"]["codec"] == "aac"
+    assert list((tmp_path / "spool").iterdir()) == [], "an uploaded recording leaves nothing in the spool"
+
+
+async def test_what_was_captured_during_the_pause_is_not_in_the_recording(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    """A source resumes where it paused: the recording is the clip's first 2 s then its next 2 s, nothing skipped."""
+    recorder = recorder_for(http, tmp_path / "spool", clip, speed=1.0)
+    await recorder.start()
+    session = asyncio.create_task(recorder.run())
+    await asyncio.sleep(2)
+    recorder.pause()
+    await asyncio.sleep(2)
+    recorder.resume()
+    await asyncio.sleep(2)
+    recorder.stop()
+    await session
+    body = await wait_until(server, recorder.recording_id, playable)
+    playable_ms = body["client_duration_ms"]
+    assert 3000 <= playable_ms <= 5500
+
+
+async def test_a_force_stop_from_the_server_ends_the_recording_on_the_agent(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    recorder = recorder_for(http, tmp_path / "spool", clip)
+    await recorder.start()
+    session = asyncio.create_task(recorder.run())
+    await asyncio.sleep(2.5)
+    response = await http.post(f"/api/v1/recordings/{recorder.recording_id}/stop")
+    assert response.status_code == 200, response.text
+    async with asyncio.timeout(30):
+        outcome = await session
+    assert outcome.state is State.DONE
+    assert "requested" in outcome.message
+    body = await wait_until(server, recorder.recording_id, playable)
+    assert body["stop_reason"] == "requested"
+
+
+async def test_cancel_leaves_nothing_anywhere(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    recorder = recorder_for(http, tmp_path / "spool", clip)
+    await recorder.start()
+    session = asyncio.create_task(recorder.run())
+    await asyncio.sleep(3)
+    assert recorder.sent_bytes > 0
+    recorder.cancel()
+    outcome = await session
+    assert outcome.state is State.CANCELLED
+    assert (await recording(server, recorder.recording_id))["status"] == "ABORTED"
+    assert list((tmp_path / "spool").iterdir()) == []
+    uploads = server.container.settings.data_dir / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == [], "the parts sent so far were removed"
+
+
+async def test_uploading_after_stop_sends_nothing_while_recording(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    recorder = recorder_for(http, tmp_path / "spool", clip, live_upload=False, duration_s=3.0)
+    await recorder.start()
+    session = asyncio.create_task(recorder.run())
+    await asyncio.sleep(2)
+    assert recorder.sent_bytes == 0
+    outcome = await session
+    assert outcome.state is State.DONE
+    await wait_until(server, recorder.recording_id, playable)
+
+
+async def test_a_source_replayed_faster_than_real_time_keeps_its_length(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    recorder = recorder_for(http, tmp_path / "spool", clip, speed=0.0)
+    await recorder.start()
+    outcome = await recorder.run()  # the source runs out: the recording stops by itself
+    assert outcome.state is State.DONE
+    await wait_until(server, recorder.recording_id, playable)
+    media = probe(await raw_upload(server, recorder.recording_id))
+    assert abs(float(media["duration_s"]) - 12.0) < 0.3
+
+
+async def test_recovery_stops_the_recording_and_uploads_the_whole_fragments(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    """What a dead agent leaves: a recording the server still thinks is RECORDING, and a run cut mid-fragment."""
+    recorder = recorder_for(http, tmp_path / "capture", clip, speed=0.0, live_upload=False)
+    await recorder.start()
+    await recorder.run()
+    captured = await raw_upload(server, recorder.recording_id)
+
+    created = (await http.post("/api/v1/recordings", json={"recording_type": "screen", "title": "crashed"})).json()
+    async with websockets.connect(created["ws_url"]) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "RECORDING_STARTED", "seq": 1, "data": {}}))
+        assert json.loads(await ws.recv())["type"] == "ACK"
+    spool = Spool(tmp_path / "spool")
+    entry = spool.create(server=server.url, recording_id=created["id"], recording_type="screen", title="crashed")
+    entry.journal.seq = 1
+    run = entry.new_run()
+    whole = captured.read_bytes()
+    entry.path(run).write_bytes(whole[: len(whole) * 2 // 3])  # killed mid-write
+    entry.release()
+
+    (found,) = list(spool.unfinished())
+    outcome = await recover(found, recordings=Recordings(http), tus=TusClient(http))
+    assert outcome.state is State.DONE
+    body = await wait_until(server, created["id"], playable)
+    assert body["stop_reason"] == "stopped"
+    media = probe(await raw_upload(server, created["id"]))
+    assert 5.0 <= float(media["duration_s"]) <= 9.0, "the whole fragments before the cut arrived"
+    assert list((tmp_path / "spool").iterdir()) == []
