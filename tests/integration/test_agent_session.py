@@ -37,7 +37,10 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"serve_workers": True, "worker_concurrency": 1, "media_threads": 1})
+    # A short prepare timeout lets a test watch a session expire; every other test starts within a second.
+    return settings.model_copy(
+        update={"serve_workers": True, "worker_concurrency": 1, "media_threads": 1, "prepare_timeout_seconds": 4}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +218,30 @@ async def test_recovery_stops_the_recording_and_uploads_the_whole_fragments(
     media = probe(await raw_upload(server, created["id"]))
     assert 5.0 <= float(media["duration_s"]) <= 9.0, "the whole fragments before the cut arrived"
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+async def test_a_recording_whose_session_expired_is_uploaded_as_a_new_one(
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+) -> None:
+    """The server gave up on a session that never started (the agent could not tell it in time): what the agent
+    captured still arrives, as an import, and the expired recording stays as it was."""
+    recorder = recorder_for(http, tmp_path / "capture", clip, speed=0.0, live_upload=False)
+    await recorder.start()
+    await recorder.run()
+    captured = (await raw_upload(server, recorder.recording_id)).read_bytes()
+
+    created = (await http.post("/api/v1/recordings", json={"recording_type": "screen", "title": "late"})).json()
+    expired = await wait_until(server, created["id"], lambda body: body["status"] == "EXPIRED", timeout=30)
+    spool = Spool(tmp_path / "spool")
+    entry = spool.create(server=server.url, recording_id=created["id"], recording_type="screen", title="late")
+    entry.path(entry.new_run()).write_bytes(captured)
+    entry.release()
+
+    (found,) = list(spool.unfinished())
+    outcome = await recover(found, recordings=Recordings(http), tus=TusClient(http))
+    assert outcome.state is State.DONE
+    assert outcome.recording_id != created["id"]
+    body = await wait_until(server, outcome.recording_id, playable)
+    assert body["title"] == "late"
+    assert outcome.share_url == body["share_url"]
+    assert (await recording(server, created["id"]))["status"] == expired["status"]

@@ -31,7 +31,7 @@ def status_line(recorder: Recorder, *, confirming: bool = False) -> Text:
     line.append(marker, style=STYLES.get(recorder.state, "bold"))
     line.append(f"  {clock}  ")
     line.append(f"uploaded {sent / 1e6:.1f}/{captured / 1e6:.1f} MB  {bitrate:.1f} Mb/s")
-    if not recorder.connected and recorder.state in (State.RECORDING, State.PAUSED):
+    if not recorder.connected and recorder.state in (State.RECORDING, State.PAUSED, State.STOPPING):
         line.append("  reconnecting…", style="yellow")
     if confirming:
         line.append("  Cancel and discard this recording? [y/N]", style="bold magenta")
