@@ -45,12 +45,13 @@ def require_programs(*names: str) -> None:
 
 
 @contextlib.contextmanager
-def desktop(folder: Path) -> Iterator[Desktop]:
-    """Start Xvfb, PulseAudio with a null sink, and a 440 Hz tone into that sink; stop them all afterwards."""
+def desktop(folder: Path, screen: str = SCREEN) -> Iterator[Desktop]:
+    """Start Xvfb (`screen` is WxHxDEPTH), PulseAudio with a null sink, and a 440 Hz tone into that sink; stop them all
+    afterwards."""
     require_programs("Xvfb", "pulseaudio", "pactl")
     read, write = os.pipe()
     xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", SCREEN, "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", screen, "-nolisten", "tcp"],
         pass_fds=(write,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
