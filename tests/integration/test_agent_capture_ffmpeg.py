@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
 import struct
 import subprocess
 import time
@@ -17,6 +16,7 @@ import av
 import imageio_ffmpeg  # type: ignore[import-untyped]
 import pytest
 
+from desktop import require_programs
 from framecast.agent.capture import CaptureSpec, Platform, Region, capture_argv
 
 FFMPEG = str(imageio_ffmpeg.get_ffmpeg_exe())
@@ -143,11 +143,9 @@ def test_q_on_stdin_ends_the_run_in_a_playable_file_that_only_grew(clip: Path, t
 @pytest.fixture
 def x_display() -> Iterator[str]:
     """A virtual X screen of 1280x720 on a free display number."""
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("Xvfb is not installed")
+    require_programs("Xvfb")  # skips locally, fails under CI
     read, write = os.pipe()
-    argv = [xvfb, "-displayfd", str(write), "-screen", "0", "1280x720x24", "-nolisten", "tcp"]
+    argv = ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x720x24", "-nolisten", "tcp"]
     server = subprocess.Popen(argv, pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write)
     with os.fdopen(read) as pipe:
