@@ -30,7 +30,10 @@ err = Console(stderr=True)
 
 
 def locate_ffmpeg(configured: str | None) -> str:
-    """The ffmpeg to capture with: the one asked for, else one on PATH, else the one shipped on PyPI."""
+    """The ffmpeg to capture with: the one asked for, else one on PATH, else the one shipped on PyPI.
+
+    The server's adapters/media/ffmpeg.py follows the same order; the agent keeps its own copy because it imports
+    nothing of the server (it may run on a machine with only the agent's dependencies)."""
     if configured:
         return configured
     found = shutil.which("ffmpeg")
