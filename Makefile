@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint bench lock clean desktop-deps
+.PHONY: setup run test lint bench lock clean desktop-deps browser-deps
 
 # Dependencies are pinned with hashes in requirements.lock (runtime and development alike); `make lock` refreshes it
 # from pyproject.toml.
@@ -20,7 +20,18 @@ $(INSTALLED): $(UV) requirements.lock pyproject.toml
 	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
 	touch $@
 
-setup: $(INSTALLED)
+# The web app's front-end: npm dependencies from frontend/package-lock.json, bundled by esbuild into the package.
+FRONTEND_DEPS := frontend/node_modules/.package-lock.json
+FRONTEND_BUILT := src/framecast/web/static/dist/.built
+$(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(FRONTEND_BUILT): $(FRONTEND_DEPS) frontend/build.mjs $(wildcard frontend/src/*.ts frontend/src/*.css frontend/src/*/*.ts)
+	cd frontend && npm run --silent build -- --quiet
+	touch $@
+
+setup: $(INSTALLED) $(FRONTEND_BUILT)
 
 run: setup  ## run framecast on the embedded default: SQLite + local files, no servers
 	$(VENV)/bin/framecast serve
@@ -29,6 +40,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src
+	cd frontend && npm run --silent check
 
 test: lint  ## lint, type-check and run the whole suite (real PostgreSQL/Redis when FRAMECAST_TEST_* are set)
 	$(VENV)/bin/pytest
@@ -44,6 +56,15 @@ desktop-deps:
 			--no-install-recommends xvfb pulseaudio pulseaudio-utils >/dev/null; \
 	fi
 
+# What the web app's end-to-end tests drive: Debian's Chromium (never a downloaded browser build). Without it those
+# tests skip (and fail under CI).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq \
+			--no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	fi
+
 bench: setup
 	$(VENV)/bin/python -m bench
 
@@ -52,4 +73,4 @@ lock: $(UV)
 		--python-version 3.11 --no-header --quiet -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache frontend/node_modules src/framecast/web/static/dist

@@ -26,6 +26,7 @@ from framecast.services.events import OutboxRelay, TransactionalHandler, dedupli
 from framecast.services.media_links import MediaSigner
 from framecast.services.processing import ProcessingService
 from framecast.services.recordings import RecordingService
+from framecast.services.sessions import Sessions
 from framecast.services.tickets import Tickets
 from framecast.services.uploads import UploadService
 from framecast.settings import Settings
@@ -48,6 +49,7 @@ class Container:
     relay: OutboxRelay
     tickets: Tickets
     media_signer: MediaSigner
+    sessions: Sessions
     recordings: RecordingService
     uploads: UploadService
     processing: ProcessingService
@@ -63,21 +65,26 @@ class Container:
         """Start the loops every instance runs: outbox relay, deadline sweeper, upload expiry (safe to run anywhere),
         and the job worker unless the settings leave jobs to `framecast worker` processes."""
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
-        for name, step in (("deadline-sweeper", self.recordings.sweep), ("upload-expiry", self.uploads.expire)):
-            self._tasks.append(asyncio.create_task(self._every_sweep(name, step), name=name))
+        interval = self.settings.sweep_interval_seconds
+        for name, step, every in (
+            ("deadline-sweeper", self.recordings.sweep, interval),
+            ("upload-expiry", self.uploads.expire, interval),
+            ("session-expiry", self.sessions.sweep, 3600.0),
+        ):
+            self._tasks.append(asyncio.create_task(self._every_sweep(name, step, every), name=name))
         if self.settings.serve_workers:
             self.start_worker()
 
     def start_worker(self) -> None:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="job-worker"))
 
-    async def _every_sweep(self, name: str, step: Callable[[], Awaitable[int]]) -> None:
+    async def _every_sweep(self, name: str, step: Callable[[], Awaitable[int]], interval: float) -> None:
         while True:
             try:
                 await step()
             except Exception:
                 log.exception("%s failed; retrying", name)
-            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            await asyncio.sleep(interval)
 
     async def aclose(self) -> None:
         """Stop the background loops and release connections; calling it again does nothing."""
@@ -170,6 +177,9 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         tickets=Tickets(secret_key=secret_key, clock=clock),
         media_signer=MediaSigner(
             secret_key=secret_key, clock=clock, ttl=timedelta(seconds=settings.media_url_ttl_seconds)
+        ),
+        sessions=Sessions(
+            uow=uow, clock=clock, secret_key=secret_key, ttl=timedelta(seconds=settings.session_ttl_seconds)
         ),
         recordings=recordings,
         uploads=uploads,

@@ -1,9 +1,10 @@
-"""The `framecast` command line: serve, worker, migrate, token (the server); login, record, devices (the agent)."""
+"""The `framecast` command line: serve, worker, migrate, token, user (the server); login, record, devices (the agent)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+user_app = typer.Typer(help="Accounts: who can sign in to the web app.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 app.command(rich_help_panel="Recording agent")(agent.login)
 app.command(rich_help_panel="Recording agent")(agent.record)
 app.command(rich_help_panel="Recording agent")(agent.devices)
@@ -91,6 +94,10 @@ async def _serve(settings: Settings) -> None:
         if token:
             err.print(f"First start: created [bold]{settings.owner_email}[/]. API token (shown once):")
             print(token, flush=True)
+            err.print(
+                f"Sign in at {settings.resolved_public_url}/signin with that token, or give the account a password: "
+                f"[bold]framecast user password {settings.owner_email}[/]"
+            )
         await uvicorn.Server(server_config(create_app(container), settings)).serve()
     finally:
         await container.aclose()
@@ -163,6 +170,67 @@ async def _token_create(settings: Settings, *, email: str, name: str) -> str:
     try:
         user = await ensure_user(uow=container.uow, clock=container.clock, email=email)
         return await create_token(uow=container.uow, clock=container.clock, user=user, name=name)
+    finally:
+        await container.aclose()
+
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input instead of asking for it.")
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@user_app.command("add")
+def user_add(
+    email: Annotated[str, typer.Argument(help="The new user's email address.")],
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a user (with a personal workspace) who signs in with EMAIL and a password."""
+    _set_password(_settings(data_dir), email=email, password=_read_password(password_stdin), create=True)
+    err.print(f"[green]{email}[/] can sign in")
+
+
+@user_app.command("password")
+def user_password(
+    email: Annotated[str, typer.Argument(help="The user's email address.")],
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Set a user's password; they are signed out of every browser."""
+    _set_password(_settings(data_dir), email=email, password=_read_password(password_stdin), create=False)
+    err.print(f"password set for [green]{email}[/]")
+
+
+def _set_password(settings: Settings, *, email: str, password: str, create: bool) -> None:
+    from framecast.domain.errors import DomainError
+
+    try:
+        asyncio.run(_set_password_async(settings, email=email, password=password, create=create))
+    except (ValueError, DomainError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+async def _set_password_async(settings: Settings, *, email: str, password: str, create: bool) -> None:
+    from framecast.bootstrap import build_container
+    from framecast.services.accounts import ensure_user
+
+    container = await build_container(settings)
+    try:
+        if create:
+            from framecast.domain.users import normalize_email
+
+            async with container.uow() as tx:
+                if await tx.users.by_email(normalize_email(email)) is not None:
+                    raise ValueError(f"{email} already has an account; `framecast user password {email}` sets it")
+            await ensure_user(uow=container.uow, clock=container.clock, email=email)
+        await container.sessions.set_password(email=email, password=password)
     finally:
         await container.aclose()
 

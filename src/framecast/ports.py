@@ -15,8 +15,9 @@ from framecast.domain.jobs import Job
 from framecast.domain.ladder import Rendition
 from framecast.domain.media import MediaInfo
 from framecast.domain.recordings import Recording, RecordingStatus
+from framecast.domain.sharing import ShareLink
 from framecast.domain.uploads import Upload
-from framecast.domain.users import ApiToken, User
+from framecast.domain.users import ApiToken, User, WebSession
 
 
 class Clock(Protocol):
@@ -42,9 +43,16 @@ class RecordingRepository(Protocol):
     async def delete(self, recording: Recording) -> None: ...
 
     async def list(
-        self, *, owner_id: str, status: RecordingStatus | None, limit: int, before: tuple[datetime, str] | None
+        self,
+        *,
+        owner_id: str,
+        status: RecordingStatus | None,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        title: str | None = None,
     ) -> Sequence[Recording]:
-        """Newest first; `before` is the (created_at, id) of the last item of the previous page."""
+        """Newest first; `before` is the (created_at, id) of the last item of the previous page; `title` keeps
+        those whose title contains it, ignoring case."""
         ...
 
     async def due(self, *, at: datetime, limit: int) -> Sequence[str]:
@@ -64,6 +72,26 @@ class UserRepository(Protocol):
     async def add_token(self, token: ApiToken) -> None: ...
 
     async def by_token_hash(self, token_hash: str) -> User | None: ...
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
+
+    async def add_session(self, session: WebSession) -> None: ...
+
+    async def by_session_hash(self, token_hash: str, *, at: datetime) -> User | None:
+        """The user signed in with this session, unless it has expired by `at`."""
+        ...
+
+    async def delete_session(self, token_hash: str) -> None: ...
+
+    async def delete_sessions_of(self, user_id: str) -> None: ...
+
+    async def delete_expired_sessions(self, *, at: datetime) -> int: ...
+
+
+class ShareLinkRepository(Protocol):
+    async def get(self, link_id: str) -> ShareLink:
+        """Raises NotFound for an unknown link."""
+        ...
 
 
 class UploadRepository(Protocol):
@@ -165,6 +193,7 @@ class UnitOfWork(Protocol):
     """One transaction. State changes and the events of every saved aggregate commit together."""
 
     recordings: RecordingRepository
+    share_links: ShareLinkRepository
     users: UserRepository
     uploads: UploadRepository
     outbox: Outbox

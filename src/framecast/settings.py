@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     upload_timeout_seconds: float = Field(default=24 * 3600, description="UPLOADING longer than this fails.")
     ws_ticket_ttl_seconds: float = Field(default=300, description="Lifetime of the ticket in ws_url.")
     media_url_ttl_seconds: float = Field(default=3600, gt=0, description="Least lifetime of a signed media URL.")
+    session_ttl_seconds: float = Field(default=30 * 24 * 3600, gt=0, description="A browser stays signed in this long.")
     max_upload_bytes: int = Field(default=10 * 1024**3, description="Largest upload accepted (413 beyond).")
     upload_expiry_seconds: float = Field(default=24 * 3600, description="Idle unfinished uploads are removed after.")
     sweep_interval_seconds: float = Field(default=1.0, description="How often deadlines are enforced.")

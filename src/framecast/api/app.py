@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from starlette.types import Receive, Scope, Send
 
 from framecast import __version__
-from framecast.api import control, errors, health, media, recordings, uploads
+from framecast.api import control, errors, health, media, recordings, shared, uploads
 from framecast.bootstrap import Container
 from framecast.settings import Settings
+from framecast.web import assets, pages
+
+log = logging.getLogger(__name__)
 
 
 class FramecastApp:
@@ -48,11 +52,20 @@ def create_app(container: Container, *, background: bool = True) -> FramecastApp
         lifespan=lifespan,
     )
     app.state.container = container
-    errors.install(app)
+
+    def not_found_page(request: Request) -> Awaitable[Response] | None:
+        return pages.not_found_page(request, container) if pages.wants_page(request) else None
+
+    errors.install(app, not_found_page=not_found_page)
     app.include_router(health.router)
     app.include_router(recordings.router)
+    app.include_router(shared.router)
     app.include_router(uploads.router)
     app.include_router(media.router)
+    app.include_router(pages.router)
+    app.mount(assets.STATIC_PATH, assets.static_app(), name="static")
+    if not assets.built():
+        log.error("the web app is not built: run `make setup` (pages will have no styles or scripts)")
     return FramecastApp(app, container)
 
 

@@ -1,4 +1,8 @@
-"""Typed FastAPI dependencies: the container, the authenticated user."""
+"""Typed FastAPI dependencies: the container, the authenticated user.
+
+A caller is a script with `Authorization: Bearer <API token>`, or a signed-in browser with the session cookie. A
+browser's writes (anything but GET, HEAD and OPTIONS) must also send the session's CSRF token in `X-CSRF-Token`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ from starlette.requests import HTTPConnection
 from framecast.bootstrap import Container
 from framecast.domain.users import User
 from framecast.services.accounts import authenticate
+
+SESSION_COOKIE = "framecast_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_container(connection: HTTPConnection) -> Container:
@@ -24,13 +32,37 @@ def bearer_token(connection: HTTPConnection) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def current_user(request: Request, container: ContainerDep) -> User:
+async def caller(request: Request, container: Container) -> User | None:
+    """The bearer token's or the session cookie's user; None when the request carries neither.
+
+    A bad token is 401 at once, and a cookie-authenticated write without the session's CSRF token is 403: neither
+    falls back to anonymous.
+    """
     token = bearer_token(request)
-    if token is None:
-        raise HTTPException(401, "send `Authorization: Bearer <token>`", headers={"WWW-Authenticate": "Bearer"})
-    user = await authenticate(uow=container.uow, token=token)
+    if token is not None:
+        user = await authenticate(uow=container.uow, token=token)
+        if user is None:
+            raise HTTPException(401, "the token is not valid", headers={"WWW-Authenticate": "Bearer"})
+        return user
+    session = request.cookies.get(SESSION_COOKIE)
+    if not session:
+        return None
+    user = await container.sessions.user(session)
     if user is None:
-        raise HTTPException(401, "the token is not valid", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "your session has ended; sign in again")
+    if request.method not in SAFE_METHODS and not container.sessions.csrf_valid(
+        session, request.headers.get(CSRF_HEADER)
+    ):
+        raise HTTPException(403, "send the page's CSRF token in X-CSRF-Token with the session cookie")
+    return user
+
+
+async def current_user(request: Request, container: ContainerDep) -> User:
+    user = await caller(request, container)
+    if user is None:
+        raise HTTPException(
+            401, "send `Authorization: Bearer <token>`, or sign in", headers={"WWW-Authenticate": "Bearer"}
+        )
     return user
 
 

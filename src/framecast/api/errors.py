@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from framecast.domain.errors import ConcurrentUpdate, DomainError, InvalidTransition, NotFound
@@ -42,14 +42,23 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
     return JSONResponse(error_body(code, message), status_code=status, headers=dict(headers or {}))
 
 
-def install(app: FastAPI) -> None:
+NotFoundPage = Callable[[Request], Awaitable[Response] | None]
+
+
+def install(app: FastAPI, *, not_found_page: NotFoundPage | None = None) -> None:
+    """Answer errors as JSON; with `not_found_page`, a 404 may be a page instead (it returns None to decline)."""
+
     @app.exception_handler(DomainError)
-    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, exc: DomainError) -> Response:
         status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 400)
+        if status == 404 and not_found_page is not None and (page := not_found_page(request)) is not None:
+            return await page
         return error_response(status, exc.code, str(exc))
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and not_found_page is not None and (page := not_found_page(request)) is not None:
+            return await page
         code = CODE_BY_STATUS.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 

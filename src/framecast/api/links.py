@@ -31,7 +31,11 @@ def upload_url(container: Container, recording: Recording) -> str:
 
 
 def share_url(container: Container, recording: Recording) -> str:
-    return f"{container.settings.resolved_public_url}/v/{recording.id}"
+    return f"{container.settings.resolved_public_url}/v/{recording.share_id}"
+
+
+def embed_url(container: Container, recording: Recording) -> str:
+    return f"{container.settings.resolved_public_url}/embed/{recording.share_id}"
 
 
 def control_open(recording: Recording) -> bool:

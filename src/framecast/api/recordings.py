@@ -71,9 +71,12 @@ async def list_recordings(
     status: RecordingStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Only titles containing this (any case).")] = None,
 ) -> RecordingPage:
     """The caller's recordings, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    page = await container.recordings.page(owner_id=user.id, status=status, limit=limit, cursor=cursor)
+    page = await container.recordings.page(
+        owner_id=user.id, status=status, limit=limit, cursor=cursor, title=q.strip() if q else None
+    )
     return RecordingPage(items=[present(container, r) for r in page.items], next_cursor=page.next_cursor)
 
 

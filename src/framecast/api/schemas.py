@@ -66,6 +66,28 @@ class RecordingOut(BaseModel):
     upload_url: str | None = Field(default=None, description="tus creation URL for this recording, while UPLOADING.")
 
 
+class SharedRecordingOut(BaseModel):
+    """What a share link shows its holder: no owner details, no control or upload URLs."""
+
+    link_id: str
+    share_url: str
+    embed_url: str
+    title: str
+    description: str
+    status: RecordingStatus
+    recording_type: RecordingType
+    duration_ms: int | None
+    created_at: datetime
+    width: int | None = Field(default=None, description="Of the source video, once known.")
+    height: int | None = None
+    processing: dict[str, Any] | None = Field(default=None, description="As on the recording: per stage progress.")
+    playback: Playback
+    allow_download: bool
+    recording_id: str | None = Field(
+        default=None, description="Only when the caller owns the recording (for PATCH /api/v1/recordings/{id})."
+    )
+
+
 class RecordingPage(BaseModel):
     items: list[RecordingOut]
     next_cursor: str | None

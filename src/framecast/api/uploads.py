@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from framecast.api import links
-from framecast.api.deps import ContainerDep, bearer_token
+from framecast.api.deps import ContainerDep, caller
 from framecast.api.errors import CODE_BY_STATUS, error_response
 from framecast.api.schemas import error_responses
 from framecast.api.tus_headers import (
@@ -38,7 +38,6 @@ from framecast.api.tus_headers import (
 from framecast.bootstrap import Container
 from framecast.domain.errors import ConcurrentUpdate, DomainError, InvalidTransition, NotFound
 from framecast.domain.uploads import LengthExceeded, OffsetMismatch, Upload, UploadKind
-from framecast.services.accounts import authenticate
 from framecast.services.tickets import UPLOAD_TICKET, InvalidTicket
 from framecast.services.upload_bodies import CHECKSUM_ALGORITHMS, Body, ChecksumMismatch, UploadTooLarge
 from framecast.services.upload_locks import UploadLocked
@@ -192,12 +191,11 @@ async def _creator(request: Request, container: Container, metadata: dict[str, s
     if ticket is not None:
         grant = container.tickets.verify(UPLOAD_TICKET, ticket, max_age=links.upload_ttl(container))
         return Creator(user_id=grant.user_id, recording_id=grant.recording_id)
-    token = bearer_token(request)
-    user = await authenticate(uow=container.uow, token=token) if token else None
+    user = await caller(request, container)
     if user is None:
         raise HTTPException(
             401,
-            "create uploads at the upload_url the server gave you, or with an Authorization: Bearer token",
+            "create uploads at the upload_url the server gave you, with an Authorization: Bearer token, or signed in",
             headers={"WWW-Authenticate": "Bearer"},
         )
     recording_id = metadata.get("recording_id") or None

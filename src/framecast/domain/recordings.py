@@ -17,6 +17,7 @@ from framecast.domain import events as ev
 from framecast.domain.errors import InvalidTransition
 from framecast.domain.events import DomainEvent
 from framecast.domain.media import MediaSet
+from framecast.domain.sharing import new_link_id
 from framecast.domain.uploads import UploadKind
 
 
@@ -149,6 +150,8 @@ class Recording:
     updated_at: datetime | None = None
     media: MediaSet | None = None
     last_seq: int = 0
+    # The primary share link's id (see domain/sharing.py); made with the recording, unguessable.
+    share_id: str = field(default_factory=new_link_id)
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False)
 

@@ -21,6 +21,7 @@ class User:
     email: str
     workspace_id: str
     created_at: datetime
+    password_hash: str | None = None  # an argon2 hash (services/passwords.py); None: no password sign-in yet
 
     @classmethod
     def create(cls, *, email: str, at: datetime) -> User:
@@ -35,6 +36,17 @@ class ApiToken:
     token_hash: str
     created_at: datetime
     name: str = ""
+
+
+@dataclass(kw_only=True)
+class WebSession:
+    """A signed-in browser: the cookie holds a random token, the database only its hash."""
+
+    id: str
+    user_id: str
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
 
 
 def normalize_email(email: str) -> str:

@@ -106,11 +106,19 @@ class RecordingService:
             return await tx.recordings.get(recording_id, owner_id=owner_id)
 
     async def page(
-        self, *, owner_id: str, status: RecordingStatus | None = None, limit: int = 20, cursor: str | None = None
+        self,
+        *,
+        owner_id: str,
+        status: RecordingStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        title: str | None = None,
     ) -> Page:
         before = decode_cursor(cursor) if cursor else None
         async with self._uow() as tx:
-            items = await tx.recordings.list(owner_id=owner_id, status=status, limit=limit + 1, before=before)
+            items = await tx.recordings.list(
+                owner_id=owner_id, status=status, limit=limit + 1, before=before, title=title
+            )
         has_more = len(items) > limit
         items = items[:limit]
         return Page(items=items, next_cursor=encode_cursor(items[-1]) if has_more else None)

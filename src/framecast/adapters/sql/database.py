@@ -12,11 +12,18 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from framecast.adapters.sql.jobs import SqlJobQueue
 from framecast.adapters.sql.outbox import SqlOutbox
-from framecast.adapters.sql.recordings import SqlRecordingRepository
+from framecast.adapters.sql.recordings import SqlRecordingRepository, SqlShareLinkRepository
 from framecast.adapters.sql.uploads import SqlUploadRepository
 from framecast.adapters.sql.users import SqlUserRepository
 from framecast.domain.recordings import Recording
-from framecast.ports import JobQueue, Outbox, RecordingRepository, UploadRepository, UserRepository
+from framecast.ports import (
+    JobQueue,
+    Outbox,
+    RecordingRepository,
+    ShareLinkRepository,
+    UploadRepository,
+    UserRepository,
+)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -45,6 +52,7 @@ class SqlUnitOfWork:
     """One transaction; on commit, the events of every aggregate saved through it go to the outbox first."""
 
     recordings: RecordingRepository
+    share_links: ShareLinkRepository
     users: UserRepository
     uploads: UploadRepository
     outbox: Outbox
@@ -61,6 +69,7 @@ class SqlUnitOfWork:
         await self._conn.begin()
         self._seen = []
         self.recordings = SqlRecordingRepository(self._conn, self._seen)
+        self.share_links = SqlShareLinkRepository(self._conn)
         self.users = SqlUserRepository(self._conn)
         self.uploads = SqlUploadRepository(self._conn)
         self.outbox = SqlOutbox(self._conn)

@@ -60,6 +60,7 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("workspace_id", String(36), ForeignKey("workspaces.id"), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("password_hash", String(200), nullable=True),
 )
 
 workspaces = Table(
@@ -79,6 +80,16 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("name", String(200), nullable=False, default=""),
     Column("created_at", UtcDateTime(), nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )
 
 recordings = Table(
@@ -115,8 +126,21 @@ recordings = Table(
     # Derived from the deadlines above and kept in step by the repository, so the sweeper's query is one index scan.
     Column("deadline_at", UtcDateTime(), nullable=True, index=True),
     Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("share_id", String(32), nullable=False, unique=True),
     Column("version", Integer, nullable=False),
     Index("ix_recordings_owner_created", "owner_id", "created_at", "id"),
+)
+
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("recording_id", String(36), ForeignKey("recordings.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("access", String(20), nullable=False),
+    Column("allow_download", Boolean, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
 )
 
 uploads = Table(

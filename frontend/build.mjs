@@ -1,0 +1,30 @@
+// Bundles the browser modules into the Python package, where `framecast serve` serves them from /static/dist/.
+// One bundle per page (the player also serves /embed), ES modules, minified, with source maps; names are stable and
+// the server adds a content hash to their URLs, so browsers can cache them for good.
+import { build } from "esbuild";
+
+const watch = process.argv.includes("--watch");
+
+const options = {
+  entryPoints: {
+    player: "src/player.ts",
+    recorder: "src/recorder.ts",
+    library: "src/library.ts",
+    app: "src/app.css",
+  },
+  outdir: "../src/framecast/web/static/dist",
+  bundle: true,
+  format: "esm",
+  target: ["chrome111", "firefox115", "safari16.4"],
+  minify: true,
+  sourcemap: true,
+  legalComments: "linked",
+  logLevel: process.argv.includes("--quiet") ? "warning" : "info",
+};
+
+if (watch) {
+  const { context } = await import("esbuild");
+  await (await context(options)).watch();
+} else {
+  await build(options);
+}

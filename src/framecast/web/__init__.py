@@ -1,0 +1,1 @@
+"""The web app: server-rendered pages, their templates and the built front-end assets."""
