@@ -26,5 +26,6 @@ if (watch) {
   const { context } = await import("esbuild");
   await (await context(options)).watch();
 } else {
-  await build(options);
+  // esbuild has already printed what failed; the stack trace would only bury it.
+  await build(options).catch(() => process.exit(1));
 }
