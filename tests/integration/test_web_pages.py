@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import Server
 
+from conftest import Server
 from framecast.domain.sharing import is_link_id
 
 pytestmark = pytest.mark.anyio
@@ -188,3 +188,24 @@ async def test_oembed_describes_the_embeddable_player(server: Server) -> None:
         assert (
             await anonymous.get("/oembed", params={"url": recording["share_url"], "format": "xml"})
         ).status_code == 501
+
+
+async def test_passwords_are_checked_and_setting_one_signs_out_every_browser(server: Server) -> None:
+    from framecast.services.sessions import WeakPassword
+
+    sessions = server.container.sessions
+    with pytest.raises(WeakPassword):
+        await sessions.set_password(email="owner@example.com", password="short")
+    user = await sessions.set_password(email="owner@example.com", password=PASSWORD)
+    assert user.password_hash is not None
+    assert PASSWORD not in user.password_hash
+
+    first = await sessions.sign_in(email="  Owner@Example.com ", password=PASSWORD)
+    assert first is not None
+    assert await sessions.user(first.token) is not None
+    assert await sessions.sign_in(email="owner@example.com", password=PASSWORD.upper()) is None
+
+    await sessions.set_password(email="owner@example.com", password=PASSWORD + "!")
+    assert await sessions.user(first.token) is None
+    assert await sessions.sign_in(email="owner@example.com", password=PASSWORD) is None
+    assert await sessions.sign_in(email="owner@example.com", password=PASSWORD + "!") is not None
