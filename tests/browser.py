@@ -105,7 +105,7 @@ def web_server(folder: Path, **settings: str) -> Iterator[WebServer]:
             [sys.executable, "-m", "framecast", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=stderr
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: a busy 2-core CI machine can take a while
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
