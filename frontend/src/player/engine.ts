@@ -1,0 +1,178 @@
+// What feeds the <video>: hls.js over Media Source Extensions where the browser has them, else the browser's own HLS
+// (Safari on iOS). Both answer the same small interface, so the controls never ask which one runs.
+//
+// The light build of hls.js leaves out alternate audio, HLS subtitles, DRM, CMCD and interstitials: framecast's
+// master playlists list muxed CMAF renditions only, and captions come as <track> elements, so none of it is needed.
+import Hls, { ErrorTypes, Events } from "hls.js/light";
+
+export interface Level {
+  index: number;
+  height: number;
+}
+
+export interface EngineEvents {
+  /** The renditions changed (a manifest was parsed); empty when the engine cannot list them. */
+  levels(levels: Level[]): void;
+  /** The rendition being played changed. */
+  switched(height: number): void;
+  /** The media URLs were refused (they are signed and expire): fetch fresh ones and `load` again. */
+  expired(): void;
+  failed(message: string): void;
+}
+
+/** Where to pick up after a reload: the time and whether it was playing. */
+export interface Resume {
+  time: number;
+  paused: boolean;
+}
+
+export interface Engine {
+  load(url: string, resume?: Resume): void;
+  readonly levels: Level[];
+  /** The chosen rendition's index, or -1 for automatic switching. */
+  readonly selected: number;
+  select(index: number): void;
+  /** Buffer ahead only a little until the viewer presses play: most page views never do. */
+  bufferAhead(full: boolean): void;
+  destroy(): void;
+}
+
+// What the media route answers for an expired, tampered or foreign signed URL (docs/protocol.md, Media delivery).
+const REFUSED = new Set([403, 404, 410]);
+
+// Seconds to buffer ahead before the first play (the first segment: enough for the first frame and an instant start)
+// and after it (hls.js's defaults). maxMaxBufferLength caps too, or hls.js would fill its 60 MB buffer budget at once.
+const START_BUFFER = { maxBufferLength: 2, maxMaxBufferLength: 2 };
+const PLAY_BUFFER = { maxBufferLength: 30, maxMaxBufferLength: 600 };
+
+export function createEngine(video: HTMLVideoElement, events: EngineEvents): Engine | null {
+  if (Hls.isSupported()) return new HlsEngine(video, events);
+  if (video.canPlayType("application/vnd.apple.mpegurl")) return new NativeEngine(video, events);
+  return null;
+}
+
+class HlsEngine implements Engine {
+  private readonly hls: Hls;
+  private wantedHeight: number | null = null; // survives reloads, whose level indexes may differ
+  private resume: Resume | null = null;
+  private mediaRecoveries = 0;
+  private expiring = false; // told the player once; the next load starts afresh
+
+  constructor(
+    private readonly video: HTMLVideoElement,
+    private readonly events: EngineEvents,
+  ) {
+    this.hls = new Hls({
+      enableWorker: false, // the ES module build has no inline worker; CMAF segments need no transmuxing anyway
+      capLevelToPlayerSize: true,
+      // The lowest rung first: the smallest first segment (hls.js would start on the first listed, the best, having no
+      // bandwidth estimate yet); automatic switching climbs from the second segment on.
+      startLevel: 0,
+      ...START_BUFFER,
+      backBufferLength: 30,
+    });
+    this.hls.on(Events.MANIFEST_PARSED, () => this.onManifest());
+    this.hls.on(Events.LEVEL_SWITCHED, (_, data) => {
+      const level = this.hls.levels[data.level];
+      if (level) events.switched(level.height);
+    });
+    this.hls.on(Events.ERROR, (_, data) => {
+      // hls.js keeps retrying other renditions after a 404, never giving up on its own: the URLs have expired.
+      const refused = REFUSED.has(data.response?.code ?? 0);
+      if (data.type === ErrorTypes.NETWORK_ERROR && (data.fatal || refused)) {
+        if (!this.expiring) events.expired();
+        this.expiring = true;
+      } else if (!data.fatal) {
+        return;
+      } else if (data.type === ErrorTypes.MEDIA_ERROR && this.mediaRecoveries < 2) {
+        this.mediaRecoveries += 1;
+        this.hls.recoverMediaError();
+      } else {
+        events.failed("This video cannot be played in this browser.");
+      }
+    });
+    this.hls.attachMedia(video);
+  }
+
+  get levels(): Level[] {
+    return this.hls.levels.map((level, index) => ({ index, height: level.height }));
+  }
+
+  get selected(): number {
+    return this.hls.autoLevelEnabled ? -1 : this.hls.currentLevel;
+  }
+
+  load(url: string, resume?: Resume): void {
+    this.resume = resume ?? null;
+    this.expiring = false;
+    this.hls.config.startPosition = resume ? resume.time : -1;
+    this.hls.loadSource(url);
+  }
+
+  select(index: number): void {
+    this.wantedHeight = index < 0 ? null : (this.hls.levels[index]?.height ?? null);
+    this.hls.currentLevel = index; // switches at once, flushing what was buffered of the other rendition
+  }
+
+  bufferAhead(full: boolean): void {
+    Object.assign(this.hls.config, full ? PLAY_BUFFER : START_BUFFER);
+  }
+
+  destroy(): void {
+    this.hls.destroy();
+  }
+
+  private onManifest(): void {
+    if (this.wantedHeight !== null) {
+      const index = this.hls.levels.findIndex((level) => level.height === this.wantedHeight);
+      if (index >= 0) this.hls.currentLevel = index;
+      else this.wantedHeight = null;
+    }
+    this.events.levels(this.levels);
+    const resume = this.resume;
+    this.resume = null;
+    if (resume && !resume.paused) void this.video.play().catch(() => undefined);
+  }
+}
+
+class NativeEngine implements Engine {
+  readonly levels: Level[] = [];
+  readonly selected = -1;
+  private resume: Resume | null = null;
+
+  constructor(
+    private readonly video: HTMLVideoElement,
+    events: EngineEvents,
+  ) {
+    video.addEventListener("loadedmetadata", () => {
+      const resume = this.resume;
+      this.resume = null;
+      events.levels([]);
+      if (!resume) return;
+      video.currentTime = resume.time;
+      if (!resume.paused) void video.play().catch(() => undefined);
+    });
+    video.addEventListener("resize", () => events.switched(video.videoHeight));
+    video.addEventListener("error", () => {
+      const code = video.error?.code;
+      if (code === MediaError.MEDIA_ERR_NETWORK || code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED) events.expired();
+      else events.failed("This video cannot be played in this browser.");
+    });
+  }
+
+  load(url: string, resume?: Resume): void {
+    this.resume = resume ?? null;
+    this.video.src = url;
+  }
+
+  select(): void {}
+
+  bufferAhead(full: boolean): void {
+    this.video.preload = full ? "auto" : "metadata";
+  }
+
+  destroy(): void {
+    this.video.removeAttribute("src");
+    this.video.load();
+  }
+}
