@@ -1,6 +1,8 @@
 // Bundles the browser modules into the Python package, where `framecast serve` serves them from /static/dist/.
 // One bundle per page (the player also serves /embed), ES modules, minified, with source maps; names are stable and
 // the server adds a content hash to their URLs, so browsers can cache them for good.
+import { readFileSync, writeFileSync } from "node:fs";
+import { gzipSync, constants } from "node:zlib";
 import { build } from "esbuild";
 
 const watch = process.argv.includes("--watch");
@@ -27,5 +29,12 @@ if (watch) {
   await (await context(options)).watch();
 } else {
   // esbuild has already printed what failed; the stack trace would only bury it.
-  await build(options).catch(() => process.exit(1));
+  const result = await build({ ...options, metafile: true }).catch(() => process.exit(1));
+  // Compressed once here rather than on every request: gzip -9 of the player takes tens of milliseconds, which the
+  // watch page's first frame would otherwise wait for. The server sends `name.gz` to browsers that accept gzip.
+  for (const file of Object.keys(result.metafile.outputs)) {
+    if (/\.(js|css)$/.test(file)) {
+      writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: constants.Z_BEST_COMPRESSION }));
+    }
+  }
 }

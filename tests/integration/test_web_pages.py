@@ -209,3 +209,22 @@ async def test_passwords_are_checked_and_setting_one_signs_out_every_browser(ser
     assert await sessions.user(first.token) is None
     assert await sessions.sign_in(email="owner@example.com", password=PASSWORD) is None
     assert await sessions.sign_in(email="owner@example.com", password=PASSWORD + "!") is not None
+
+
+async def test_built_assets_are_cached_for_good_and_sent_precompressed(server: Server) -> None:
+    from framecast.web.assets import asset, built
+
+    if not built():
+        pytest.fail("the front-end is not built: run `make setup`")
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        url = asset("player.js")
+        assert "?v=" in url
+        compressed = await client.get(url, headers={"Accept-Encoding": "gzip"})
+        plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    assert compressed.status_code == plain.status_code == 200
+    assert compressed.headers["Content-Encoding"] == "gzip"
+    assert int(compressed.headers["Content-Length"]) < len(plain.content) / 2
+    assert compressed.content == plain.content  # httpx decoded it: the same script either way
+    assert compressed.headers["Content-Type"].startswith("text/javascript")
+    assert "immutable" in compressed.headers["Cache-Control"]
+    assert "Content-Encoding" not in plain.headers

@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from functools import cache
+from mimetypes import guess_type
 from pathlib import Path
 
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -42,17 +45,33 @@ def built() -> bool:
 
 
 class _Static(StaticFiles):
-    """Static files with caching suited to versioned URLs: for good with `?v=`, revalidated without."""
+    """Static files with caching suited to versioned URLs (for good with `?v=`, revalidated without), and the
+    build's gzipped copies (`name.gz`) to browsers that accept them."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        response = await super().get_response(path, scope)
+        gzipped = await self._gzipped(path, scope)
+        response = gzipped or await super().get_response(path, scope)
         versioned = b"v=" in scope.get("query_string", b"")
         if response.status_code == 200:
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable" if versioned else "no-cache"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    async def _gzipped(self, path: str, scope: Scope) -> Response | None:
+        if not path.endswith((".js", ".css")) or "gzip" not in Headers(scope=scope).get("accept-encoding", ""):
+            return None
+        try:
+            response = await super().get_response(path + ".gz", scope)
+        except HTTPException:
+            return None
+        if response.status_code == 200:
+            response.headers["Content-Encoding"] = "gzip"
+            response.headers["Content-Type"] = f"{guess_type(path)[0] or 'text/plain'}; charset=utf-8"
+            response.headers["Vary"] = "Accept-Encoding"
+        return response
+
 
 def static_app() -> ASGIApp:
-    """Serves STATIC, compressed for browsers that accept gzip (the player's script shrinks to about a third)."""
+    """Serves STATIC: the built files precompressed, anything else compressed on the fly for browsers that accept it
+    (the player's script shrinks to about a third)."""
     return GZipMiddleware(_Static(directory=STATIC, check_dir=False), minimum_size=1024)

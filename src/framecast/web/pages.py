@@ -286,7 +286,7 @@ async def oembed(
         "height": height,
         "html": (
             f'<iframe src="{html.escape(embed_src)}" width="{width}" height="{height}" title="{html.escape(title)}" '
-            'frameborder="0" allow="autoplay; fullscreen; picture-in-picture" allowfullscreen></iframe>'
+            'frameborder="0" allow="autoplay; fullscreen; picture-in-picture"></iframe>'
         ),
         "cache_age": 3600,
     }
