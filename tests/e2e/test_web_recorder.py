@@ -162,6 +162,36 @@ def test_record_pause_resume_and_a_stranger_watches(studio: Studio) -> None:
     stranger.close()
 
 
+# What Firefox offers: MediaRecorder without MP4, so the page records WebM.
+WEBM_ONLY = """
+const supported = MediaRecorder.isTypeSupported.bind(MediaRecorder);
+MediaRecorder.isTypeSupported = (type) => !type.includes("mp4") && supported(type);
+"""
+
+
+def test_a_webm_recording_as_firefox_makes_it_plays(studio: Studio) -> None:
+    """MediaRecorder's WebM has no frame rate in its header, and a pause makes frame timing irregular: the server
+    measures the rate from the frames instead of refusing the upload as 1000 fps."""
+    context, page, errors = studio.recorder()
+    context.add_init_script(WEBM_ONLY)
+    page.reload()
+    start_camera_recording(page)
+    page.wait_for_timeout(2000)
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Resume").click()
+    page.wait_for_timeout(2000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_label("Share link")).to_have_value(re.compile(r"/v/"), timeout=60_000)
+    recording = studio.wait_for(studio.newest()["id"], {"READY"})
+    assert recording["settings"]["mime_type"].startswith("video/webm"), recording["settings"]
+    assert recording["playback"]["hls_url"]
+    assert 3000 <= recording["duration_ms"] <= 8000, recording["duration_ms"]
+    screenshot(page, "web-recorder-webm-done")
+    assert errors == []
+    context.close()
+
+
 def test_a_network_blip_loses_nothing(studio: Studio) -> None:
     context, page, errors = studio.recorder()
     start_camera_recording(page)

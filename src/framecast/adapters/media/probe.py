@@ -10,6 +10,7 @@ another file; `enable_drefs` stays off so QuickTime references to external files
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from fractions import Fraction
@@ -18,7 +19,7 @@ from typing import Any
 import av
 import av.error
 
-from framecast.domain.media import ACCEPTED_DEMUXERS
+from framecast.domain.media import ACCEPTED_DEMUXERS, MAX_FRAME_RATE
 
 # Codecs of pictures: a "video" of one such frame is a still image, not a recording.
 IMAGE_CODECS = frozenset({"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "apng"})
@@ -47,7 +48,7 @@ def probe(path: str) -> dict[str, Any]:
         if videos:
             stream = videos[0]
             ctx = stream.codec_context
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(0)
+            rate = _frame_rate(container, stream)
             result["video"] = {
                 "codec": ctx.name,
                 "width": ctx.width,
@@ -63,6 +64,47 @@ def probe(path: str) -> dict[str, Any]:
         if result["duration_s"] is None and (videos or audios):
             result["duration_s"] = _demuxed_duration(container, [*videos[:1], *audios[:1]])
     return result
+
+
+def _frame_rate(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """Frames per second: the header's average rate, else measured from the packets' timestamps.
+
+    MediaRecorder's WebM says nothing about its rate, and FFmpeg's guess then falls back to the 1 kHz time base
+    whenever frame timing is irregular (as screen capture and pauses make it): 1000 fps, which no player shows.
+    """
+    if _plausible(stream.average_rate):
+        return float(stream.average_rate or 0)
+    measured = _measured_rate(container, stream)
+    if measured:
+        return measured
+    for guess in (stream.guessed_rate, stream.base_rate):
+        if _plausible(guess):
+            return float(guess or 0)
+    return 0.0
+
+
+def _plausible(rate: Fraction | None) -> bool:
+    return rate is not None and 0 < rate <= MAX_FRAME_RATE
+
+
+def _measured_rate(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    """One over the median gap between frames, from demuxed packets (no decoding), when that is plausible: the
+    median, so a pause or a stall in the capture does not drag the rate down as an average would."""
+    stamps: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size:
+                stamps.append(packet.pts)
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.seek(0)
+    gaps = sorted(b - a for a, b in itertools.pairwise(sorted(stamps)) if b > a)
+    if not gaps or stream.time_base is None:
+        return None
+    median = float(gaps[len(gaps) // 2] * stream.time_base)
+    rate = 1 / median if median > 0 else 0.0
+    return round(rate, 3) if 0 < rate <= MAX_FRAME_RATE else None
 
 
 def _rotation(container: av.container.InputContainer, stream: av.VideoStream) -> int:
