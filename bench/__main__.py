@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import bench_agent, bench_processing, bench_sessions, bench_uploads
+from bench import bench_agent, bench_processing, bench_sessions, bench_uploads, bench_web
 from bench.runner import Table, describe_machine, raise_nofile_limit
 
 # Wide enough that no table wraps its cells when the output goes to a file.
@@ -29,6 +29,7 @@ REGISTRY: dict[str, Benchmark] = {
     "upload_throughput": bench_uploads.upload_throughput,
     "processing": bench_processing.processing,
     "agent": bench_agent.agent,
+    "watch_page": bench_web.watch_page,
 }
 
 

@@ -1,4 +1,4 @@
-"""The `framecast` command line: serve, worker, migrate, token, user (the server); login, record, devices (the agent)."""
+"""The `framecast` command line: serve, worker, migrate, token, user (server side); login, record, devices (agent)."""
 
 from __future__ import annotations
 
