@@ -146,7 +146,7 @@ ENTRIES = """() => ({
 
 # What the page and its <video> were doing, for the message when no frame came.
 STATE = """() => { const v = document.querySelector("video"); return JSON.stringify({ marks: window.__benchMarks,
-  video: v && { paused: v.paused, readyState: v.readyState, error: v.error && v.error.message, src: v.currentSrc } }); }"""
+  video: v && { paused: v.paused, readyState: v.readyState, error: v.error && v.error.message } }); }"""
 
 
 # -- the bare pages --------------------------------------------------------------------------------------------------
@@ -520,12 +520,13 @@ async def watch_page(quick: bool) -> list[Table]:
                 await browser.close()
     player = (DIST / "player.js").read_bytes()
     gzipped = len(gzip.compress(player, compresslevel=9))
+    hls_js = json.loads((HLS_JS.parents[1] / "package.json").read_text())
     spreads = [load.clock_spread for loads in results.values() for load in loads]
     summary = summary_table(results, clip_seconds)
     summary.notes += [
         verdict(results[WATCH_PAGE]),
         f"Chromium {chromium} headless, {VIEWPORT['width']}x{VIEWPORT['height']}, software decoding; hls.js "
-        f"{json.loads((HLS_JS.parents[1] / 'package.json').read_text())['version']} light build; {asset('player.js').rsplit('/', 1)[1]}: {len(player) / KB:.0f} KB, "
+        f"{hls_js['version']} light build; {asset('player.js').rsplit('/', 1)[1]}: {len(player) / KB:.0f} KB, "
         f"{gzipped / KB:.0f} KB gzipped. "
         f"Renditions: {', '.join(renditions(master))}. Import and processing took {processing_s:.0f} s.",
         "TTFF: navigation start -> the first requestVideoFrameCallback (performance.now() in it) for a frame presented "
