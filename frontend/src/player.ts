@@ -16,7 +16,10 @@ const root = document.getElementById("player");
 if (root) {
   new VideoPlayer(root, shared, { onUpdate: updatePage });
 }
-watchPage();
+// Everything else waits until the browser is idle: the first frame comes first (the first toLocaleDateString alone
+// loads locale data for tens of milliseconds, and the page already shows the date in ISO form until then).
+if ("requestIdleCallback" in window) requestIdleCallback(watchPage, { timeout: 1000 });
+else setTimeout(watchPage, 200);
 
 function watchPage(): void {
   for (const time of document.querySelectorAll<HTMLTimeElement>("time[data-day]")) {

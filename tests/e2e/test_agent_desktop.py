@@ -158,7 +158,7 @@ async def test_record_ten_seconds_with_a_pause_from_a_terminal(screen: Desktop, 
         with contextlib.suppress(ProcessLookupError):
             process.kill()
 
-    assert share_url == f"{site.url}/v/{recording['id']}"
+    assert share_url == recording["share_url"]
     body = await until(site, recording["id"], "READY")
     assert body["segment_count"] == 2
     assert 9_000 <= body["duration_ms"] <= 11_500, body["duration_ms"]
@@ -213,7 +213,7 @@ async def test_the_agent_rides_out_a_server_restart(screen: Desktop, tmp_path: P
     await asyncio.sleep(2)
     async with serve(data_dir, port, serve_log, settings=WORKERS):
         share_url = await finish(process, log)
-        assert share_url.endswith(recording["id"])
+        assert share_url == recording["share_url"]
         body = await until(site, recording["id"], "READY")
         seconds, _ = await playable_seconds(site, body)
     assert 13.0 <= seconds <= 15.5, f"the video lasts {seconds} s of 14"
@@ -230,7 +230,7 @@ async def test_a_stop_from_the_server_ends_the_recording_on_the_agent(
     async with site.http() as http:
         assert (await http.post(f"/api/v1/recordings/{recording['id']}/stop")).status_code == 200
     share_url = await finish(process, log)
-    assert share_url.endswith(recording["id"])
+    assert share_url == recording["share_url"]
     assert "stopped by the server (requested)" in log.read_text()
     body = await until(site, recording["id"], "READY")
     assert body["stop_reason"] == "requested"

@@ -182,8 +182,9 @@ export class VideoPlayer {
       // A reload (fresh URLs, new renditions) must show the paused frame, not bring the poster back.
       video.removeAttribute("poster");
       this.engine?.bufferAhead(true);
-      this.controls.seekbar.loadStoryboard(); // after the first frame, so it never competes with it
     });
+    // The scrub thumbnails load once frames are showing, so they never compete with the first one.
+    video.addEventListener("playing", () => this.controls.seekbar.loadStoryboard(), { once: true });
     let touch = false;
     video.addEventListener("pointerdown", (event) => (touch = event.pointerType === "touch"));
     video.addEventListener("click", () => {

@@ -7,7 +7,17 @@ from urllib.parse import urlencode
 
 from framecast.api.schemas import Playback
 from framecast.bootstrap import Container
-from framecast.domain.media import DOWNLOAD, MASTER, POSTER, PREVIEW, STORYBOARD_VTT
+from framecast.domain.media import (
+    DOWNLOAD,
+    FIRST_SEGMENT,
+    INIT_NAME,
+    MASTER,
+    PLAYABLE_FOLDER,
+    PLAYLIST_NAME,
+    POSTER,
+    PREVIEW,
+    STORYBOARD_VTT,
+)
 from framecast.domain.recordings import Recording, RecordingStatus
 from framecast.services.tickets import UPLOAD_TICKET, WS_TICKET, Grant
 
@@ -70,6 +80,18 @@ def playback(container: Container, recording: Recording) -> Playback:
         storyboard_url=f"{base}/{STORYBOARD_VTT}" if pictures else None,
         download_url=f"{base}/{DOWNLOAD}" if media.download else None,
     )
+
+
+def start_chain(container: Container, recording: Recording) -> list[str]:
+    """What a player fetches after the master playlist to show its first frame, when it starts on the lowest rung (as
+    framecast's does): that rendition's playlist, init segment and first segment. The watch page preloads them."""
+    media = recording.media
+    base = _media_base(container, recording)
+    if media is None or base is None:
+        return []
+    rungs = [name for name in media.renditions if name.endswith("p") and name[:-1].isdigit()]
+    start = min(rungs, key=lambda name: int(name[:-1])) if media.ladder_complete and rungs else PLAYABLE_FOLDER
+    return [f"{base}/{start}/{name}" for name in (PLAYLIST_NAME, INIT_NAME, FIRST_SEGMENT)]
 
 
 def _media_base(container: Container, recording: Recording) -> str | None:

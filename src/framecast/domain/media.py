@@ -148,6 +148,8 @@ def can_remux(info: MediaInfo) -> bool:
 MASTER = "master.m3u8"
 PLAYLIST_NAME = "index.m3u8"
 INIT_NAME = "init.mp4"
+SEGMENT_PATTERN = "seg_%05d.m4s"  # numbered from 0
+FIRST_SEGMENT = SEGMENT_PATTERN % 0
 POSTER = "poster.jpg"
 PREVIEW = "preview.webp"
 STORYBOARD = "storyboard.jpg"

@@ -189,6 +189,7 @@ async def _shared_page(request: Request, container: Container, link_id: str, tem
         shared=data.model_dump(mode="json"),
         is_owner=data.recording_id is not None,
         meta=_share_meta(container, shared, data.model_dump(mode="json")),
+        preload=links.start_chain(container, shared.recording),
     )
     if template == "embed.html":
         response.headers["Content-Security-Policy"] = "frame-ancestors *"

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from framecast.domain.hls import h264_level
 from framecast.domain.ladder import Rendition
-from framecast.domain.media import ACCEPTED_DEMUXERS, INIT_NAME, PLAYLIST_NAME, MediaInfo
+from framecast.domain.media import ACCEPTED_DEMUXERS, INIT_NAME, PLAYLIST_NAME, SEGMENT_PATTERN, MediaInfo
 
 SEGMENT_SECONDS = 4
 KEYFRAME_SECONDS = 2
 MAX_OUTPUT_FPS = 60
-SEGMENT_PATTERN = "seg_%05d.m4s"
 
 
 def base_args(binary: str) -> list[str]:
