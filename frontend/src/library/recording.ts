@@ -1,35 +1,9 @@
 // The recording as the library sees it (RecordingOut in src/framecast/api/schemas.py), and what its state means for a
 // card: the badge it wears and whether it is still worth asking the server about.
 
-export type RecordingStatus =
-  | "PREPARING"
-  | "RECORDING"
-  | "PAUSED"
-  | "UPLOADING"
-  | "PROCESSING"
-  | "READY"
-  | "FAILED"
-  | "ABORTED"
-  | "EXPIRED";
+import type { Playback, RecordingStatus, RecordingType, Stage } from "../wire";
 
-export type RecordingType = "screen" | "camera" | "screen_camera" | "audio";
-
-/** One processing stage; `status` is the newest job's (QUEUED, RUNNING, SUCCEEDED, DEAD, CANCELLED). */
-export interface Stage {
-  status: string;
-  progress: number;
-  step: string;
-  attempts: number;
-  error: string | null;
-}
-
-export interface Playback {
-  hls_url: string | null;
-  poster_url: string | null;
-  preview_url: string | null;
-  storyboard_url: string | null;
-  download_url: string | null;
-}
+export type { Playback, RecordingStatus, RecordingType, Stage };
 
 export interface Recording {
   id: string;

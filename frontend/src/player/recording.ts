@@ -1,20 +1,8 @@
 // A shared recording as GET /api/v1/links/{link_id} returns it, and what the player should show for it.
 
-export interface Stage {
-  status: string;
-  progress: number;
-  step?: string;
-  attempts?: number;
-  error?: string | null;
-}
+import type { Playback, Stage } from "../wire";
 
-export interface Playback {
-  hls_url: string | null;
-  poster_url: string | null;
-  preview_url: string | null;
-  storyboard_url: string | null;
-  download_url: string | null;
-}
+export type { Playback, Stage };
 
 export interface SharedRecording {
   link_id: string;
