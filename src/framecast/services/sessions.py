@@ -13,6 +13,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -44,8 +45,12 @@ class Sessions:
         self._ttl = ttl
         # argon2id with the library's RFC 9106 "low memory" defaults (64 MiB, 3 passes): about 50 ms here.
         self._hasher = PasswordHasher()
-        # Verified when the email is unknown, so both answers take as long and do not tell who has an account.
-        self._decoy = self._hasher.hash("framecast decoy password")
+
+    @cached_property
+    def _decoy(self) -> str:
+        """Verified when the email is unknown, so both answers take as long and do not tell who has an account.
+        Made on the first sign-in, not at start-up: every process (CLI commands, workers) builds this service."""
+        return self._hasher.hash("framecast decoy password")
 
     @property
     def ttl(self) -> timedelta:
@@ -74,7 +79,10 @@ class Sessions:
             return None
         async with self._uow() as tx:
             user = await tx.users.by_email(address)
-        stored = user.password_hash if user is not None and user.password_hash else self._decoy
+        if user is not None and user.password_hash:
+            stored = user.password_hash
+        else:
+            stored = await anyio.to_thread.run_sync(lambda: self._decoy)  # hashed once, off the event loop
         if not await anyio.to_thread.run_sync(self._verify, stored, password[:MAX_PASSWORD_LENGTH]):
             return None
         if user is None or not user.password_hash:
