@@ -84,3 +84,33 @@ def black_then_pattern(target: Path, *, black_seconds: float = 2.0, seconds: flo
         ]
     )  # fmt: skip
     return target
+
+
+def fragmented(target: Path, *, seconds: float = 6.0, size: str = "320x180", start: float = 0.0) -> Path:
+    """A fragmented MP4 as the desktop agent writes it: ftyp and an empty moov, then a moof + mdat every 2 s, each
+    starting on a keyframe. `start` shifts the pattern (a second run of the same recording looks different)."""
+    _ffmpeg(
+        [
+            "-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds + start}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds + start}",
+            "-ss", str(start),
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+            "-c:a", "aac", "-t", str(seconds),
+            "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "2000000",
+            str(target),
+        ]
+    )  # fmt: skip
+    return target
+
+
+def split_fragments(path: Path) -> tuple[bytes, list[bytes]]:
+    """A fragmented MP4's init segment (ftyp + moov) and its media segments (one moof + mdat each)."""
+    from framecast.domain.fmp4 import boxes
+
+    data = path.read_bytes()
+    top = list(boxes(data))
+    first = next(i for i, box in enumerate(top) if box.kind == "moof")
+    init = data[: top[first].start]
+    segments = [data[box.start : top[i + 1].end] for i, box in enumerate(top) if box.kind == "moof"]
+    return init, segments

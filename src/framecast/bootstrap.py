@@ -23,6 +23,7 @@ from framecast.adapters.sql.migrate import upgrade_async
 from framecast.domain import events as ev
 from framecast.ports import Clock, EventBus, EventHandler, LiveState, UnitOfWorkFactory
 from framecast.services.events import OutboxRelay, TransactionalHandler, deduplicated
+from framecast.services.live import LiveService
 from framecast.services.media_links import MediaSigner
 from framecast.services.processing import ProcessingService
 from framecast.services.recordings import RecordingService
@@ -53,6 +54,7 @@ class Container:
     recordings: RecordingService
     uploads: UploadService
     processing: ProcessingService
+    live_segments: LiveService
     worker: Worker
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
@@ -146,6 +148,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         ),
         scratch=settings.data_dir / "work",
     )
+    live_segments = LiveService(uow=uow, clock=clock, blobs=blobs, scratch=settings.data_dir / "work" / "live")
     worker = Worker(
         uow=uow,
         clock=clock,
@@ -163,6 +166,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         {
             ev.RAW_VIDEO_UPLOADED: processing.on_raw_video_uploaded,
             ev.RECORDING_DELETED: processing.on_recording_deleted,
+            ev.RECORDING_ABORTED: live_segments.on_recording_aborted,
         },
     )
     return Container(
@@ -184,6 +188,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         recordings=recordings,
         uploads=uploads,
         processing=processing,
+        live_segments=live_segments,
         worker=worker,
     )
 

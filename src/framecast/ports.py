@@ -13,6 +13,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from framecast.domain.events import DomainEvent
 from framecast.domain.jobs import Job
 from framecast.domain.ladder import Rendition
+from framecast.domain.live import LiveRun, LiveSegment, LiveStream
 from framecast.domain.media import MediaInfo
 from framecast.domain.recordings import Recording, RecordingStatus
 from framecast.domain.sharing import ShareLink
@@ -91,6 +92,28 @@ class UserRepository(Protocol):
 class ShareLinkRepository(Protocol):
     async def get(self, link_id: str) -> ShareLink:
         """Raises NotFound for an unknown link."""
+        ...
+
+
+class LiveRepository(Protocol):
+    """A live recording's runs and segments (domain/live.py)."""
+
+    async def stream(self, recording_id: str) -> LiveStream:
+        """Every run and segment stored for the recording (declared_runs is the recording's business)."""
+        ...
+
+    async def add_run(self, recording_id: str, run: LiveRun, *, at: datetime) -> bool:
+        """Insert the run; False when it exists already."""
+        ...
+
+    async def describe_run(self, recording_id: str, run: LiveRun) -> None:
+        """Store the init segment's description on a run that exists without one."""
+        ...
+
+    async def end_run(self, recording_id: str, run: int, segments: int) -> None: ...
+
+    async def add_segment(self, recording_id: str, segment: LiveSegment, *, at: datetime) -> bool:
+        """Insert the segment; False when one exists already under its index."""
         ...
 
 
@@ -196,6 +219,7 @@ class UnitOfWork(Protocol):
     share_links: ShareLinkRepository
     users: UserRepository
     uploads: UploadRepository
+    live: LiveRepository
     outbox: Outbox
     jobs: JobQueue
 

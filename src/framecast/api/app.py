@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.types import Receive, Scope, Send
 
 from framecast import __version__
-from framecast.api import control, errors, health, media, recordings, shared, uploads
+from framecast.api import control, errors, health, live, media, recordings, shared, uploads
 from framecast.bootstrap import Container
 from framecast.settings import Settings
 from framecast.web import assets, pages
@@ -61,6 +61,7 @@ def create_app(container: Container, *, background: bool = True) -> FramecastApp
     app.include_router(recordings.router)
     app.include_router(shared.router)
     app.include_router(uploads.router)
+    app.include_router(live.router)
     app.include_router(media.router)
     app.include_router(pages.router)
     app.mount(assets.STATIC_PATH, assets.static_app(), name="static")

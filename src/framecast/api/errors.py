@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from framecast.domain.errors import ConcurrentUpdate, DomainError, InvalidTransition, NotFound
+from framecast.domain.live import InitMissing, SegmentConflict
+from framecast.services.live import NotAcceptingSegments, NothingRecorded, SegmentTooLarge
 from framecast.services.recordings import BadCursor
 from framecast.services.tickets import InvalidTicket
 
@@ -19,6 +21,11 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     ConcurrentUpdate: 409,
     InvalidTicket: 401,
     BadCursor: 400,
+    SegmentConflict: 409,
+    InitMissing: 409,
+    NotAcceptingSegments: 409,
+    NothingRecorded: 409,
+    SegmentTooLarge: 413,
 }
 
 CODE_BY_STATUS = {

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from framecast.api.schemas import Playback
 from framecast.bootstrap import Container
+from framecast.domain.live import LIVE_PLAYLIST, init_path, segment_path
 from framecast.domain.media import (
     DOWNLOAD,
     FIRST_SEGMENT,
@@ -79,6 +80,7 @@ def playback(container: Container, recording: Recording) -> Playback:
         preview_url=f"{base}/{PREVIEW}" if pictures else None,
         storyboard_url=f"{base}/{STORYBOARD_VTT}" if pictures else None,
         download_url=f"{base}/{DOWNLOAD}" if media.download else None,
+        live=media.live,
     )
 
 
@@ -90,8 +92,12 @@ def start_chain(container: Container, recording: Recording) -> list[str]:
     if media is None or base is None:
         return []
     rungs = [name for name in media.renditions if name.endswith("p") and name[:-1].isdigit()]
-    start = min(rungs, key=lambda name: int(name[:-1])) if media.ladder_complete and rungs else PLAYABLE_FOLDER
-    return [f"{base}/{start}/{name}" for name in (PLAYLIST_NAME, INIT_NAME, FIRST_SEGMENT)]
+    if media.ladder_complete and rungs:
+        start = min(rungs, key=lambda name: int(name[:-1]))
+        return [f"{base}/{start}/{name}" for name in (PLAYLIST_NAME, INIT_NAME, FIRST_SEGMENT)]
+    if media.from_live:  # the live rendition's files are per run (docs/live.md)
+        return [f"{base}/{name}" for name in (LIVE_PLAYLIST, init_path(1), segment_path(1, 0))]
+    return [f"{base}/{PLAYABLE_FOLDER}/{name}" for name in (PLAYLIST_NAME, INIT_NAME, FIRST_SEGMENT)]
 
 
 def _media_base(container: Container, recording: Recording) -> str | None:

@@ -23,6 +23,7 @@ from framecast.api.deps import ContainerDep
 from framecast.api.errors import error_response
 from framecast.api.schemas import error_responses
 from framecast.bootstrap import Container
+from framecast.domain.live import LIVE_PLAYLIST
 from framecast.domain.media import DOWNLOAD, MASTER, media_prefix
 from framecast.ports import BlobStore
 from framecast.services.media_links import MediaGrant
@@ -79,6 +80,9 @@ async def _serve(container: Container, token: str, path: str, request: Request, 
     # The token outlives a deletion, and the blobs may for a moment while they are removed: ask the database.
     async with container.uow() as tx:
         recording = await tx.recordings.get(grant.recording_id)
+    media = recording.media
+    if media is not None and media.live and media.generation == grant.generation and path in (MASTER, LIVE_PLAYLIST):
+        return await _live_playlist(container, grant.recording_id, path, send_body=send_body)
     key = media_prefix(grant.recording_id, grant.generation) + path
     size = await container.blobs.size(key)
     if size is None:
@@ -121,6 +125,20 @@ async def _serve(container: Container, token: str, path: str, request: Request, 
     if chunks is None:
         raise HTTPException(404, "no such media file")
     return StreamingResponse(chunks, status_code=206 if wanted else 200, headers=headers)
+
+
+async def _live_playlist(container: Container, recording_id: str, path: str, *, send_body: bool) -> Response:
+    """A live recording's playlists, built from the database as they stand now (docs/live.md): they change with
+    every segment, so they are never cached, and every instance answers the same."""
+    master, media = await container.live_segments.playlists(recording_id)
+    body = (master if path == MASTER else media).encode()
+    headers = {
+        "Content-Type": content_type(path),
+        "Cache-Control": "no-cache, no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Length": str(len(body)),
+    }
+    return Response(body if send_body else b"", status_code=200, headers=headers)
 
 
 def is_media_path(path: str) -> bool:

@@ -36,6 +36,7 @@ class Playback(BaseModel):
     preview_url: str | None = Field(default=None, description="Short animated preview (WebP), for hover.")
     storyboard_url: str | None = Field(default=None, description="WebVTT thumbnail track for the seek bar.")
     download_url: str | None = Field(default=None, description="The whole video as one MP4, as an attachment.")
+    live: bool = Field(default=False, description="True while the playlist still grows (docs/live.md).")
 
 
 class RecordingOut(BaseModel):
@@ -120,3 +121,44 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         460: "Checksum mismatch; the chunk was discarded",
     }
     return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}
+
+
+class LiveSegmentOut(BaseModel):
+    run: int
+    index: int | None = Field(description="null for an init segment")
+    size: int
+    duration_ms: int | None = Field(description="How long the segment plays; null for an init segment.")
+    duplicate: bool = Field(description="The same bytes were stored already; nothing changed.")
+
+
+class LiveRunOut(BaseModel):
+    run: int
+    init: bool = Field(description="Its init segment is stored.")
+    segments: int = Field(description="Segments in the playlist: contiguous from 0.")
+    received: list[int] = Field(description="Every segment index stored.")
+    ended: int | None = Field(description="The segment count the client declared; null until then.")
+
+
+class LiveGapOut(BaseModel):
+    run: int
+    index: int | None = Field(description="A missing segment; null when the whole run is (end it, or send its init).")
+
+
+class LiveStateOut(BaseModel):
+    status: RecordingStatus
+    runs: list[LiveRunOut]
+    declared_runs: int | None
+    missing: list[LiveGapOut]
+    complete: bool
+
+
+class LiveRunEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segments: int = Field(ge=0, le=100_000)
+
+
+class LiveComplete(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    runs: int = Field(ge=1, le=10_000)

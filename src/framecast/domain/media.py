@@ -185,10 +185,18 @@ class MediaSet:
     ladder_complete: bool = False
     pictures: bool = False
     download: bool = False
+    # A live recording's media (docs/live.md): `live` while its playlist still grows; the runs the client declared.
+    live: bool = False
+    declared_runs: int = 0
 
     @property
     def has_video(self) -> bool:
         return self.width > 0 and self.height > 0
+
+    @property
+    def from_live(self) -> bool:
+        """The first playable rendition is a live upload's segments (docs/live.md), not a remux."""
+        return self.live or self.declared_runs > 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -203,6 +211,8 @@ class MediaSet:
             "ladder_complete": self.ladder_complete,
             "pictures": self.pictures,
             "download": self.download,
+            "live": self.live,
+            "declared_runs": self.declared_runs,
         }
 
     @classmethod
@@ -222,4 +232,6 @@ class MediaSet:
             ladder_complete=bool(data.get("ladder_complete")),
             pictures=bool(data.get("pictures")),
             download=bool(data.get("download")),
+            live=bool(data.get("live")),
+            declared_runs=int(str(data.get("declared_runs") or 0)),
         )

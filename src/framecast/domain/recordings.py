@@ -73,6 +73,7 @@ class Action(StrEnum):
     COMPLETE_UPLOAD = "complete upload"
     FAIL_UPLOAD = "time out the upload of"
     MARK_PLAYABLE = "mark playable"
+    COMPLETE_LIVE = "complete the live upload of"
     FAIL_PROCESSING = "fail processing of"
     REPROCESS = "reprocess"
 
@@ -88,6 +89,7 @@ TRANSITIONS: dict[Action, tuple[frozenset[RecordingStatus], RecordingStatus]] = 
     Action.COMPLETE_UPLOAD: (frozenset({S.UPLOADING}), S.PROCESSING),
     Action.FAIL_UPLOAD: (frozenset({S.UPLOADING}), S.FAILED),
     Action.MARK_PLAYABLE: (frozenset({S.PROCESSING}), S.READY),
+    Action.COMPLETE_LIVE: (frozenset({S.UPLOADING}), S.READY),
     Action.FAIL_PROCESSING: (frozenset({S.PROCESSING}), S.FAILED),
     Action.REPROCESS: (frozenset({S.READY, S.FAILED}), S.PROCESSING),
 }
@@ -366,6 +368,43 @@ class Recording:
         if self.duration_ms is None:  # an import: its length is the media's
             self.duration_ms = media.duration_ms
         self._record(ev.VIDEO_PLAYABLE, at, generation=media.generation, duration_ms=media.duration_ms)
+
+    def go_live(self, *, at: datetime, media: MediaSet) -> None:
+        """The first segment of a live upload is stored: viewers can watch while it records (docs/live.md)."""
+        if not self.takes_live_segments:
+            raise InvalidTransition(status=self.status.value, action="go live with")
+        self.media = media
+        self.updated_at = at
+        self._record(ev.VIDEO_LIVE, at, generation=media.generation)
+
+    def complete_live(self, *, at: datetime, duration_ms: int) -> None:
+        """Every segment of a live upload is stored: the recording is READY, the playlist ends, no transcode."""
+        media = self.media
+        if media is None or not media.live:
+            raise InvalidTransition(status=self.status.value, action=Action.COMPLETE_LIVE.value)
+        self._move(Action.COMPLETE_LIVE, at)
+        media.live = False
+        media.duration_ms = duration_ms
+        self.upload_expires_at = None
+        self.failure_reason = None
+        self._record(ev.VIDEO_PLAYABLE, at, generation=media.generation, duration_ms=duration_ms, live=True)
+
+    def live_source(self, *, at: datetime, generation: str, key: str, size: int, frame_rate: float) -> bool:
+        """A live recording's segments are joined into one file under `key`: the source of its ladder and pictures,
+        and what a reprocess starts from. False for a generation that is not current."""
+        if self.media is None or self.media.generation != generation:
+            return False
+        self.media.source_key = key
+        self.media.frame_rate = frame_rate
+        self.upload_key = key
+        self.upload_size = size
+        self.updated_at = at
+        return True
+
+    @property
+    def takes_live_segments(self) -> bool:
+        """Segments of a live upload are taken while capturing and after stop, until it completes."""
+        return self.status in (S.RECORDING, S.PAUSED, S.UPLOADING)
 
     def rendition_ready(self, *, at: datetime, generation: str, name: str) -> bool:
         """A rung of the ladder is published; False (and nothing recorded) for a generation that is not current."""

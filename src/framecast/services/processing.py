@@ -28,6 +28,7 @@ from framecast.domain.errors import ConcurrentUpdate, NotFound
 from framecast.domain.events import DomainEvent
 from framecast.domain.jobs import PRIORITY_BACKGROUND, PRIORITY_LADDER, PRIORITY_PLAYABLE, Job, JobStatus
 from framecast.domain.ladder import DEFAULT_LADDER, Rendition, Rung, renditions_for
+from framecast.domain.live import init_path, segment_path
 from framecast.domain.media import (
     DOWNLOAD,
     INIT_NAME,
@@ -57,7 +58,8 @@ PLAYABLE = "media.playable"
 LADDER = "media.ladder"
 PICTURES = "media.pictures"
 DOWNLOAD_JOB = "media.download"
-STAGES = {PLAYABLE: "playable", LADDER: "ladder", PICTURES: "pictures", DOWNLOAD_JOB: "download"}
+SOURCE = "media.source"  # a live recording's segments joined into one file, for the stages after playable
+STAGES = {PLAYABLE: "playable", SOURCE: "source", LADDER: "ladder", PICTURES: "pictures", DOWNLOAD_JOB: "download"}
 PROGRESS_EVENT_SECONDS = 2.0
 CONFLICT_RETRIES = 5
 AUDIO_ONLY = Rendition("audio", 0, 0, 0, 128)
@@ -97,6 +99,7 @@ class ProcessingService:
     def handlers(self) -> dict[str, Handler]:
         return {
             PLAYABLE: self.playable,
+            SOURCE: _refusals_are_final(self.source),
             LADDER: _refusals_are_final(self.ladder),
             PICTURES: _refusals_are_final(self.pictures),
             DOWNLOAD_JOB: _refusals_are_final(self.download),
@@ -255,6 +258,52 @@ class ProcessingService:
         rungs = renditions_for(width=width, height=height, screen=_is_screen(recording), ladder=self._ladder)
         fitting = [r for r in rungs if min(r.width, r.height) <= 480] or rungs[-1:]
         return fitting[0]
+
+    # -- a live recording's source: its segments, joined ---------------------------------------------------------
+
+    async def source(self, job: Job, context: JobContext) -> None:
+        """A live recording is READY from its segments (services/live.py); the later stages want one file, so join
+        each run's init and segments end to end (a fragmented MP4 per run) and the runs as an upload's parts are."""
+        recording, media = await self._current(job)
+        if media is None:
+            return
+        async with self._uow() as tx:
+            stream = await tx.live.stream(recording.id)
+        prefix = media_prefix(recording.id, media.generation)
+        async with self._workspace(job) as work, self._progress_events(job, context):
+            context.progress(0, "assemble")
+            runs: list[Path] = []
+            for run, segments in stream.listed():
+                if not segments:
+                    continue
+                names = [init_path(run.run), *(segment_path(run.run, s.index) for s in segments)]
+                pieces = [await self._local(prefix + name, work / name.replace("/", "-")) for name in names]
+                runs.append(work / f"run-{run.run:04d}.mp4")
+                await asyncio.to_thread(_concatenate, pieces, runs[-1])
+            if not runs:
+                raise PermanentJobError("the live recording has no segments")
+            if len(runs) == 1:
+                joined = runs[0]
+            else:
+                infos = [check(await self._tools.probe(path)) for path in runs]
+                joined = work / "joined.mkv"
+                total = sum(i.duration_s or 0.0 for i in infos)
+                await self._tools.join(runs, joined, duration_s=total, progress=lambda p: context.progress(p))
+            info = check(await self._tools.probe(joined))
+            key = work_prefix(recording.id, media.generation) + "source" + joined.suffix
+            size = joined.stat().st_size
+            await self._blobs.put_file(key, joined)
+        frame_rate = info.video.frame_rate if info.video else 0.0
+
+        def sourced(r: Recording, at: datetime) -> list[Job] | None:
+            if not r.live_source(at=at, generation=media.generation, key=key, size=size, frame_rate=frame_rate):
+                return None
+            return [
+                self._job(PICTURES, r.id, media.generation, PRIORITY_PLAYABLE + 5),
+                self._job(LADDER, r.id, media.generation, PRIORITY_LADDER),
+            ]
+
+        await self._update(recording.id, sourced)
 
     # -- stage 4: the ladder --------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from framecast.adapters.sql.jobs import SqlJobQueue
+from framecast.adapters.sql.live import SqlLiveRepository
 from framecast.adapters.sql.outbox import SqlOutbox
 from framecast.adapters.sql.recordings import SqlRecordingRepository, SqlShareLinkRepository
 from framecast.adapters.sql.uploads import SqlUploadRepository
@@ -18,6 +19,7 @@ from framecast.adapters.sql.users import SqlUserRepository
 from framecast.domain.recordings import Recording
 from framecast.ports import (
     JobQueue,
+    LiveRepository,
     Outbox,
     RecordingRepository,
     ShareLinkRepository,
@@ -55,6 +57,7 @@ class SqlUnitOfWork:
     share_links: ShareLinkRepository
     users: UserRepository
     uploads: UploadRepository
+    live: LiveRepository
     outbox: Outbox
     jobs: JobQueue
 
@@ -72,6 +75,7 @@ class SqlUnitOfWork:
         self.share_links = SqlShareLinkRepository(self._conn)
         self.users = SqlUserRepository(self._conn)
         self.uploads = SqlUploadRepository(self._conn)
+        self.live = SqlLiveRepository(self._conn)
         self.outbox = SqlOutbox(self._conn)
         self.jobs = SqlJobQueue(self._conn)
         return self

@@ -202,3 +202,31 @@ jobs = Table(
     # The claim query filters on status and orders by the rest.
     Index("ix_jobs_claim", "status", "priority", "run_after", "created_at"),
 )
+
+# A live recording's runs and segments (domain/live.py): the playlist is built from these rows on every request, so
+# every instance serves the same one. The bytes are in the blob store.
+live_runs = Table(
+    "live_runs",
+    metadata,
+    Column("recording_id", String(36), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
+    Column("run", Integer, primary_key=True),
+    Column("init_sha256", String(64), nullable=False),
+    Column("init_size", Integer, nullable=False),
+    Column("codecs", String(200), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("ended", Integer, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+live_segments = Table(
+    "live_segments",
+    metadata,
+    Column("recording_id", String(36), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
+    Column("run", Integer, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
