@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shutil
 import signal
 import sys
@@ -213,13 +214,20 @@ def _display_height(info: MediaInfo) -> int:
     return info.video.display_size[1]
 
 
+# Media work yields the CPU to the server answering people: on a busy machine a viewer's page and a recorder's
+# segments come before a ladder encode, which only runs slower (an idle CPU is used all the same).
+MEDIA_NICENESS = 10
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: be killed when the worker dies, even by kill -9, so no encode outlives its job
-    (ffmpeg ignores the broken progress pipe and would otherwise run to the end as an orphan)."""
+    (ffmpeg ignores the broken progress pipe and would otherwise run to the end as an orphan); and step back for
+    the server (MEDIA_NICENESS)."""
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    os.nice(MEDIA_NICENESS)
 
 
 async def _run(
