@@ -1,7 +1,9 @@
 """The Recording Agent against a real framecast server, replaying a clip as its capture device (`--source`).
 
 The agent's parts run for real: ffmpeg captures into the spool, the control channel speaks WebSocket, the uploader
-speaks tus, and the server processes what arrives. The desktop devices (Xvfb, PulseAudio) are in tests/e2e.
+sends live segments (or tus, after stop and for imports), and the server plays what arrives. The desktop devices
+(Xvfb, PulseAudio) are in tests/e2e; faults on the way (corrupt segments, lost answers, a killed agent) are in
+test_agent_live.py.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import media_clips
 from conftest import Server
 from framecast.agent.capture import CaptureSpec, Platform
 from framecast.agent.client import Recordings
+from framecast.agent.live import LiveClient
 from framecast.agent.recorder import Options, Recorder, State
 from framecast.agent.recovery import recover
 from framecast.agent.spool import Spool
@@ -62,6 +65,7 @@ def recorder_for(http: httpx.AsyncClient, spool: Path, clip: Path, **options: An
         options=Options(spec=spec, platform=Platform.LINUX, ffmpeg=media_clips.FFMPEG, **options),
         recordings=Recordings(http),
         tus=TusClient(http),
+        live=LiveClient(http),
         spool=Spool(spool),
     )
 
@@ -73,10 +77,28 @@ def playable(body: dict[str, Any]) -> bool:
 
 
 async def raw_upload(server: Server, recording_id: str) -> Path:
-    """The file the server assembled from the agent's parts."""
+    """The file the server assembled from the agent's tus parts."""
     folder = server.container.settings.data_dir / "blobs" / "recordings" / recording_id / "raw"
     (path,) = folder.iterdir()
     return path
+
+
+def live_runs(server: Server, recording_id: str, target: Path) -> list[Path]:
+    """Each run the server stored from the agent's live segments, joined back into one file: init, then segments."""
+    media = server.container.settings.data_dir / "blobs" / "recordings" / recording_id / "media"
+    (generation,) = [folder for folder in media.iterdir() if (folder / "play").is_dir()]
+    target.mkdir(parents=True, exist_ok=True)
+    joined = []
+    for run in sorted((generation / "play").glob("r*")):
+        path = target / f"{run.name}.mp4"
+        path.write_bytes(b"".join(p.read_bytes() for p in [run / "init.mp4", *sorted(run.glob("*.m4s"))]))
+        joined.append(path)
+    return joined
+
+
+async def job_kinds(server: Server, recording_id: str) -> set[str]:
+    async with server.container.uow() as tx:
+        return {job.kind for job in await tx.jobs.list_for_recording(recording_id)}
 
 
 async def test_a_recording_with_a_pause_arrives_whole_and_plays(
@@ -87,6 +109,7 @@ async def test_a_recording_with_a_pause_arrives_whole_and_plays(
     session = asyncio.create_task(recorder.run())
     await asyncio.sleep(3)
     sent_while_recording = recorder.sent_bytes
+    watchable = await recording(server, recorder.recording_id)
     recorder.pause()
     await asyncio.sleep(1.5)
     assert (await recording(server, recorder.recording_id))["status"] == "PAUSED"
@@ -96,16 +119,22 @@ async def test_a_recording_with_a_pause_arrives_whole_and_plays(
     outcome = await session
 
     assert outcome.state is State.DONE
-    assert outcome.share_url == (await recording(server, recorder.recording_id))["share_url"]
     assert sent_while_recording > 0, "nothing was uploaded while recording"
-    body = await wait_until(server, recorder.recording_id, playable)
+    assert watchable["playback"]["live"] is True, "the recording was watchable while it recorded"
+    body = await recording(server, recorder.recording_id)
+    assert body["status"] == "READY", "the last segment made it READY: no processing between stop and the link"
+    assert outcome.share_url == body["share_url"]
+    assert "media.playable" not in await job_kinds(server, recorder.recording_id)
     assert body["title"] == "With a pause"
     assert body["segment_count"] == 2
     assert 5000 <= body["duration_ms"] <= 7500, "the server counts recorded time, not the pause"
     assert abs(body["client_duration_ms"] - body["duration_ms"]) < 1500
-    media = probe(await raw_upload(server, recorder.recording_id))
-    assert media["video"]["codec"] == "h264"
-    assert media["audio"]["codec"] == "aac"
+    runs = live_runs(server, recorder.recording_id, tmp_path / "stored")
+    assert len(runs) == 2, "one stretch of segments per run, the pause between them"
+    for run in runs:
+        media = probe(run)
+        assert media["video"]["codec"] == "h264"
+        assert media["audio"]["codec"] == "aac"
     assert list((tmp_path / "spool").iterdir()) == [], "an uploaded recording leaves nothing in the spool"
 
 
@@ -158,8 +187,10 @@ async def test_cancel_leaves_nothing_anywhere(
     assert outcome.state is State.CANCELLED
     assert (await recording(server, recorder.recording_id))["status"] == "ABORTED"
     assert list((tmp_path / "spool").iterdir()) == []
-    uploads = server.container.settings.data_dir / "uploads"
-    assert not uploads.exists() or list(uploads.iterdir()) == [], "the parts sent so far were removed"
+    media = server.container.settings.data_dir / "blobs" / "recordings" / recorder.recording_id / "media"
+    async with asyncio.timeout(10):
+        while media.exists() and any(path.is_file() for path in media.rglob("*")):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # the segments sent so far go when the server hears of the abort
 
 
 async def test_uploading_after_stop_sends_nothing_while_recording(
@@ -182,15 +213,18 @@ async def test_a_source_replayed_faster_than_real_time_keeps_its_length(
     await recorder.start()
     outcome = await recorder.run()  # the source runs out: the recording stops by itself
     assert outcome.state is State.DONE
-    await wait_until(server, recorder.recording_id, playable)
-    media = probe(await raw_upload(server, recorder.recording_id))
-    assert abs(float(media["duration_s"]) - 12.0) < 0.3
+    body = await recording(server, recorder.recording_id)
+    assert body["status"] == "READY"
+    (run,) = live_runs(server, recorder.recording_id, tmp_path / "stored")
+    assert abs(float(probe(run)["duration_s"]) - 12.0) < 0.3
 
 
+@pytest.mark.parametrize("live", [True, False], ids=["live-segments", "tus"])
 async def test_recovery_stops_the_recording_and_uploads_the_whole_fragments(
-    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path
+    server: Server, http: httpx.AsyncClient, tmp_path: Path, clip: Path, live: bool
 ) -> None:
-    """What a dead agent leaves: a recording the server still thinks is RECORDING, and a run cut mid-fragment."""
+    """What a dead agent leaves: a recording the server still thinks is RECORDING, and a run cut mid-fragment. A
+    journal from before live segments (tus) is finished the way it was begun."""
     recorder = recorder_for(http, tmp_path / "capture", clip, speed=0.0, live_upload=False)
     await recorder.start()
     await recorder.run()
@@ -202,7 +236,9 @@ async def test_recovery_stops_the_recording_and_uploads_the_whole_fragments(
         await ws.send(json.dumps({"type": "RECORDING_STARTED", "seq": 1, "data": {}}))
         assert json.loads(await ws.recv())["type"] == "ACK"
     spool = Spool(tmp_path / "spool")
-    entry = spool.create(server=server.url, recording_id=created["id"], recording_type="screen", title="crashed")
+    entry = spool.create(
+        server=server.url, recording_id=created["id"], recording_type="screen", title="crashed", live=live
+    )
     entry.journal.seq = 1
     run = entry.new_run()
     whole = captured.read_bytes()
@@ -210,12 +246,17 @@ async def test_recovery_stops_the_recording_and_uploads_the_whole_fragments(
     entry.release()
 
     (found,) = list(spool.unfinished())
-    outcome = await recover(found, recordings=Recordings(http), tus=TusClient(http))
+    outcome = await recover(found, recordings=Recordings(http), tus=TusClient(http), live=LiveClient(http))
     assert outcome.state is State.DONE
-    body = await wait_until(server, created["id"], playable)
+    if live:
+        body = await recording(server, created["id"])
+        assert body["status"] == "READY"
+        (stored,) = live_runs(server, created["id"], tmp_path / "stored")
+    else:
+        body = await wait_until(server, created["id"], playable)
+        stored = await raw_upload(server, created["id"])
     assert body["stop_reason"] == "stopped"
-    media = probe(await raw_upload(server, created["id"]))
-    assert 5.0 <= float(media["duration_s"]) <= 9.0, "the whole fragments before the cut arrived"
+    assert 5.0 <= float(probe(stored)["duration_s"]) <= 9.0, "the whole fragments before the cut arrived"
     assert list((tmp_path / "spool").iterdir()) == []
 
 
@@ -232,12 +273,14 @@ async def test_a_recording_whose_session_expired_is_uploaded_as_a_new_one(
     created = (await http.post("/api/v1/recordings", json={"recording_type": "screen", "title": "late"})).json()
     expired = await wait_until(server, created["id"], lambda body: body["status"] == "EXPIRED", timeout=30)
     spool = Spool(tmp_path / "spool")
-    entry = spool.create(server=server.url, recording_id=created["id"], recording_type="screen", title="late")
+    entry = spool.create(
+        server=server.url, recording_id=created["id"], recording_type="screen", title="late", live=True
+    )
     entry.path(entry.new_run()).write_bytes(captured)
     entry.release()
 
     (found,) = list(spool.unfinished())
-    outcome = await recover(found, recordings=Recordings(http), tus=TusClient(http))
+    outcome = await recover(found, recordings=Recordings(http), tus=TusClient(http), live=LiveClient(http))
     assert outcome.state is State.DONE
     assert outcome.recording_id != created["id"]
     body = await wait_until(server, outcome.recording_id, playable)

@@ -20,6 +20,7 @@ from framecast.agent import credentials
 from framecast.agent.capture import CaptureSpec, Platform, Region, Unsupported, current_platform
 from framecast.agent.client import Recordings, ServerError, new_http
 from framecast.agent.console import drive
+from framecast.agent.live import LiveClient
 from framecast.agent.recorder import Options, Outcome, Recorder, State
 from framecast.agent.recovery import recover
 from framecast.agent.spool import Spool
@@ -229,14 +230,14 @@ async def _record(
 ) -> int:
     spool = Spool(credentials.spool_dir())
     async with new_http(login_.server, login_.token) as http:
-        recordings, tus = Recordings(http), TusClient(http)
-        await _recover_all(spool, recordings=recordings, tus=tus)
+        recordings, tus, live_ = Recordings(http), TusClient(http), LiveClient(http)
+        await _recover_all(spool, recordings=recordings, tus=tus, live=live_)
         if spec is None:
             return 0
         options = Options(
             spec=spec, platform=platform, ffmpeg=ffmpeg, title=title, duration_s=duration, live_upload=live
         )
-        recorder = Recorder(options=options, recordings=recordings, tus=tus, spool=spool)
+        recorder = Recorder(options=options, recordings=recordings, tus=tus, live=live_, spool=spool)
         try:
             await recorder.start()
         except (ServerError, httpx.HTTPError) as exc:
@@ -295,13 +296,13 @@ def _on_interrupt(recorder: Recorder, main: asyncio.Task[object]) -> None:
         loop.add_signal_handler(signum, interrupted)
 
 
-async def _recover_all(spool: Spool, *, recordings: Recordings, tus: TusClient) -> None:
+async def _recover_all(spool: Spool, *, recordings: Recordings, tus: TusClient, live: LiveClient) -> None:
     for folder in spool.unreadable():
         err.print(f"[yellow]warning:[/] {folder} holds no readable journal; left as it is")
     for entry in spool.unfinished():
         err.print(f"recovering [bold]{entry.journal.recording_id}[/] ({entry.journal.title or 'untitled'})…")
         try:
-            outcome = await recover(entry, recordings=recordings, tus=tus, say=err.print)
+            outcome = await recover(entry, recordings=recordings, tus=tus, live=live, say=err.print)
         except (ServerError, UploadRefused, httpx.HTTPError, OSError) as exc:
             err.print(f"[yellow]  not now:[/] {exc}; it stays in the spool for the next start")
             entry.release()

@@ -22,10 +22,12 @@ from framecast.agent import fmp4
 from framecast.agent.capture import CaptureSpec, Encoding, Platform, capture_argv
 from framecast.agent.client import Recordings
 from framecast.agent.control import Command, ControlChannel, ControlError
+from framecast.agent.live import LiveClient
 from framecast.agent.runs import CaptureRun
+from framecast.agent.segments import SegmentUploader
 from framecast.agent.spool import Entry, Run, Spool, Stage
 from framecast.agent.tus import TusClient
-from framecast.agent.uploader import Uploader, make_durable
+from framecast.agent.uploader import Upload, Uploader, make_durable
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class Options:
     ffmpeg: str
     title: str = ""
     duration_s: float | None = None
-    live_upload: bool = True
+    live_upload: bool = True  # live segments while recording; False: one tus upload after stop
     encoding: Encoding = field(default_factory=Encoding)
 
 
@@ -67,7 +69,7 @@ class Options:
 class _Session:
     entry: Entry
     channel: ControlChannel
-    uploader: Uploader
+    uploader: Upload
 
 
 @dataclass
@@ -81,10 +83,13 @@ class Outcome:
 class Recorder:
     """One recording session. Create it with `start()`, drive it with the intent methods, await `run()`."""
 
-    def __init__(self, *, options: Options, recordings: Recordings, tus: TusClient, spool: Spool) -> None:
+    def __init__(
+        self, *, options: Options, recordings: Recordings, tus: TusClient, live: LiveClient, spool: Spool
+    ) -> None:
         self.options = options
         self._recordings = recordings
         self._tus = tus
+        self._live = live
         self._spool = spool
         self._intents: asyncio.Queue[Intent] = asyncio.Queue()
         self.state = State.STARTING
@@ -150,8 +155,13 @@ class Recorder:
             recording_id=self.recording_id,
             recording_type=spec.recording_type,
             title=self.options.title,
+            live=self.options.live_upload,
         )
-        uploader = Uploader(entry=entry, tus=self._tus, recording_id=self.recording_id, live=self.options.live_upload)
+        uploader: Upload
+        if self.options.live_upload:
+            uploader = SegmentUploader(entry=entry, live=self._live, recording_id=self.recording_id)
+        else:
+            uploader = Uploader(entry=entry, tus=self._tus, recording_id=self.recording_id, live=False)
         channel = ControlChannel(
             recordings=self._recordings,
             recording_id=self.recording_id,
@@ -234,9 +244,12 @@ class Recorder:
         entry.journal.stage = Stage.UPLOADING
         entry.save()
         if as_import:
+            await uploader.discard()  # the expired recording takes nothing more; a new one gets it all
             uploader = Uploader(entry=entry, tus=self._tus, recording_id=None, live=False)
             for run in entry.journal.runs:
                 run.upload_url = None
+            entry.journal.live = False
+            entry.save()
             self._s.uploader = uploader
         self.recording_id = await uploader.finish()
         entry.journal.recording_id = self.recording_id
@@ -324,7 +337,7 @@ class Recorder:
                 await asyncio.to_thread(make_durable, self._run.output)
 
     async def _started(self) -> None:
-        """Tell the server capture began; parts of the upload go out once it knows."""
+        """Tell the server capture began; segments go out once it knows."""
         try:
             await self._s.channel.send("RECORDING_STARTED", {"metadata": self._metadata()})
         finally:

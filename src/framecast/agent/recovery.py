@@ -1,4 +1,4 @@
-"""Finishing what a dead agent left in the spool: tell the server it stopped, send the rest, assemble.
+"""Finishing what a dead agent left in the spool: tell the server it stopped, send the rest, complete it.
 
 Every start of the agent (and `framecast record --recover`) runs this for each spooled recording no running agent
 holds. What the server says about the recording decides what happens:
@@ -7,10 +7,14 @@ holds. What the server says about the recording decides what happens:
 |----------------------------|-------------------------------------------------------------------------------|
 | PREPARING                  | start and stop it (the capture never reached the server), then upload         |
 | RECORDING, PAUSED          | stop it (over the control channel), then upload                               |
-| UPLOADING                  | upload: resume every run from the server's offset, then assemble              |
+| UPLOADING                  | upload (below)                                                                |
 | PROCESSING, READY          | nothing: the server has it all                                                |
-| FAILED, EXPIRED            | upload as a new recording (an import), so nothing captured is lost            |
+| FAILED, EXPIRED            | upload as a new recording (a tus import), so nothing captured is lost         |
 | ABORTED, deleted (404)     | discard: the person threw it away                                             |
+
+To upload, a recording sent as live segments (`journal.live`) asks the server what it holds (`GET /live`), sends
+the rest from the spool, ends every run and completes; one sent with tus resumes every run's part from the server's
+offset, then assembles them.
 """
 
 from __future__ import annotations
@@ -21,17 +25,24 @@ from collections.abc import Callable
 
 from framecast.agent.client import Recordings, ServerError
 from framecast.agent.control import Command, ControlChannel, ControlError
+from framecast.agent.live import LiveClient
 from framecast.agent.recorder import Outcome, State, close_run
+from framecast.agent.segments import SegmentUploader
 from framecast.agent.spool import Entry, Stage
 from framecast.agent.tus import TusClient
-from framecast.agent.uploader import Uploader, UploadRefused
+from framecast.agent.uploader import Upload, Uploader, UploadRefused
 
 DONE_STATUSES = frozenset({"PROCESSING", "READY"})
 LOST_STATUSES = frozenset({"FAILED", "EXPIRED"})
 
 
 async def recover(
-    entry: Entry, *, recordings: Recordings, tus: TusClient, say: Callable[[str], None] = lambda _: None
+    entry: Entry,
+    *,
+    recordings: Recordings,
+    tus: TusClient,
+    live: LiveClient,
+    say: Callable[[str], None] = lambda _: None,
 ) -> Outcome:
     """Bring one spooled recording to the server; the entry is discarded once the server has it (or it was
     thrown away). Raises UploadRefused, ServerError or OSError when that cannot happen now; the spool is kept."""
@@ -53,17 +64,22 @@ async def recover(
     if status in DONE_STATUSES:
         entry.discard()
         return Outcome(State.DONE, journal.recording_id, recording.get("share_url"), "the server already had it")
-    recording_id: str | None = journal.recording_id
+    uploader: Upload
     if status in LOST_STATUSES:
         say(f"the server recording is {status}; uploading what was captured as a new recording")
-        recording_id = None
         for run in journal.runs:
             run.upload_url = None
-    elif status != "UPLOADING":
-        await _stop(entry, recordings=recordings, ws_url=str(recording["ws_url"]), status=status)
+        journal.live = False
+        uploader = Uploader(entry=entry, tus=tus, recording_id=None, live=False)
+    else:
+        if status != "UPLOADING":
+            await _stop(entry, recordings=recordings, ws_url=str(recording["ws_url"]), status=status)
+        if journal.live:
+            uploader = SegmentUploader(entry=entry, live=live, recording_id=journal.recording_id, resume=True)
+        else:
+            uploader = Uploader(entry=entry, tus=tus, recording_id=journal.recording_id, live=False)
     journal.stage = Stage.UPLOADING
     entry.save()
-    uploader = Uploader(entry=entry, tus=tus, recording_id=recording_id, live=False)
     try:
         final_id = await uploader.finish()
     except UploadRefused:

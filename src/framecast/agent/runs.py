@@ -19,8 +19,9 @@ class CaptureFailed(Exception):
 
 
 def _die_with_parent() -> Callable[[], None] | None:
-    """On Linux, have the kernel send ffmpeg SIGTERM when the agent dies (even by kill -9): ffmpeg then finishes the
-    file it is writing cleanly instead of capturing into the void. Elsewhere the agent's own shutdown stops it."""
+    """On Linux, have the kernel send ffmpeg SIGTERM when the agent dies (even by kill -9): ffmpeg then stops instead
+    of capturing into the void, its file ending on the last whole fragment it wrote (the one it was filling is lost).
+    Elsewhere the agent's own shutdown stops it."""
     if not sys.platform.startswith("linux"):
         return None
 

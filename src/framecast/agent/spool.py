@@ -3,9 +3,10 @@
 Each recording has a folder of its own under the spool: `journal.json` plus one fragmented MP4 per run of capture
 (from a start or resume to the next pause or stop). The journal is replaced atomically and fsynced at every step that
 matters (a run opened or closed, an upload created, a control message about to be sent, the state changed), so after
-the agent or the machine dies, the next start knows what was captured, what the server was told and where each
-upload is. A folder is held with an exclusive lock while an agent works on it; a lock dies with its process, so a
-folder whose lock can be taken belongs to an agent that is gone.
+the agent or the machine dies, the next start knows what was captured, what the server was told and how it is being
+uploaded (tus parts, each with its upload URL, or live segments, whose account the server keeps). A folder is held
+with an exclusive lock while an agent works on it; a lock dies with its process, so a folder whose lock can be taken
+belongs to an agent that is gone.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Journal:
     seq: int = 0  # the last control message seq handed out; a restarted agent continues above it
     runs: list[Run] = field(default_factory=list)
     share_url: str | None = None
+    # Uploaded as live segments (docs/live.md) rather than tus parts; journals written before live segments have not.
+    live: bool = False
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     version: int = VERSION
 
@@ -133,8 +136,8 @@ class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def create(self, *, server: str, recording_id: str, recording_type: str, title: str) -> Entry:
-        """A new, locked folder for a recording the server has just created."""
+    def create(self, *, server: str, recording_id: str, recording_type: str, title: str, live: bool = False) -> Entry:
+        """A new, locked folder for a recording the server has just created; `live` if it goes up as segments."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         local_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         folder = self.root / local_id
@@ -142,7 +145,12 @@ class Spool:
         lock = _try_lock(folder)
         assert lock is not None, "a folder this process just made is locked by another"
         journal = Journal(
-            id=local_id, server=server, recording_id=recording_id, recording_type=recording_type, title=title
+            id=local_id,
+            server=server,
+            recording_id=recording_id,
+            recording_type=recording_type,
+            title=title,
+            live=live,
         )
         entry = Entry(folder, journal, lock)
         entry.save()

@@ -1,9 +1,10 @@
-"""The upload manager: every run of a recording goes up as a tus partial upload, while it is being captured.
+"""The tus upload manager: every run of a recording goes up as a tus partial upload, then a final one assembles them.
 
-A run's bytes are sent as soon as they form whole MP4 boxes (a fragment every couple of seconds), so at stop only
-the last fragment is left to send; the final upload then assembles the runs on the server. Every request is retried
-with backoff while the server is unreachable or restarting; an upload resumes from the server's offset (HEAD), and
-one the server lost (expired) is sent again from the spool. Runs upload in parallel, up to `parallel` at a time.
+Recordings go up as live segments while they are captured (segments.py); tus carries what is uploaded after stop
+(`--upload-after-stop`), what becomes an import (an expired session), and journals from before live segments. With
+`live`, a run's bytes are sent as soon as they form whole MP4 boxes. Every request is retried with backoff while the
+server is unreachable or restarting; an upload resumes from the server's offset (HEAD), and one the server lost
+(expired) is sent again from the spool. Runs upload in parallel, up to `parallel` at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from framecast.agent import fmp4
 from framecast.agent.client import ServerError, retrying
@@ -28,6 +30,25 @@ POLL_SECONDS = 0.25
 
 class UploadRefused(Exception):
     """The server will not take this recording's upload (the message says why); retrying will not help."""
+
+
+class Upload(Protocol):
+    """What the recorder needs of an upload manager: tus parts (`Uploader`) or live segments (`SegmentUploader`)."""
+
+    capturing: asyncio.Event
+
+    @property
+    def sent(self) -> int: ...
+
+    def captured(self) -> int: ...
+
+    def follow(self, run: Run) -> None: ...
+
+    def closed(self, run: Run) -> None: ...
+
+    async def finish(self) -> str: ...
+
+    async def discard(self) -> None: ...
 
 
 class Uploader:
@@ -65,11 +86,7 @@ class Uploader:
         return sum(self._sent.values())
 
     def captured(self) -> int:
-        total = 0
-        for run in self._entry.journal.runs:
-            with contextlib.suppress(FileNotFoundError):
-                total += run.length if run.length is not None else self._entry.path(run).stat().st_size
-        return total
+        return captured_bytes(self._entry)
 
     def follow(self, run: Run) -> None:
         """Start sending a run that is being captured (live mode), or note it for `finish`."""
@@ -193,6 +210,15 @@ class Uploader:
         except ServerError as exc:
             raise UploadRefused(exc.message) from exc
         return Position(new_offset, length)
+
+
+def captured_bytes(entry: Entry) -> int:
+    """Bytes captured so far over every run: a closed run's whole length, the growing file of the one capturing."""
+    total = 0
+    for run in entry.journal.runs:
+        with contextlib.suppress(FileNotFoundError):
+            total += run.length if run.length is not None else entry.path(run).stat().st_size
+    return total
 
 
 def _read(path: Path, offset: int, size: int) -> bytes:
