@@ -119,17 +119,21 @@ def data_dir(server: ServerProcess) -> Path:
 
 
 def upload_files(server: ServerProcess) -> dict[str, int]:
-    """The server's tus upload files and their sizes: the bytes received so far for each upload not yet finished."""
+    """What the server has received so far and not yet finished: tus upload files, and live segments (docs/live.md)
+    of recordings still capturing or uploading, by name, with their sizes."""
     sizes = {}
-    for path in (data_dir(server) / "uploads").glob("*"):
+    blobs = data_dir(server) / "blobs" / "recordings"
+    for path in [*(data_dir(server) / "uploads").glob("*"), *blobs.glob("*/media/*/play/r*/*")]:
         with contextlib.suppress(FileNotFoundError):
-            sizes[path.name] = path.stat().st_size
+            sizes[str(path)] = path.stat().st_size
     return sizes
 
 
 def raw_bytes(server: ServerProcess, recording_id: str) -> int:
-    folder = data_dir(server) / "blobs" / "recordings" / recording_id / "raw"
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    """The capture as the server keeps it: the raw upload, or a live recording's segments."""
+    folder = data_dir(server) / "blobs" / "recordings" / recording_id
+    stored = [*(folder / "raw").rglob("*"), *folder.glob("media/*/play/r*/*")]
+    return sum(path.stat().st_size for path in stored if path.is_file())
 
 
 # -- one agent run ---------------------------------------------------------------------------------------------------
