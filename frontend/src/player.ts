@@ -2,7 +2,7 @@
 // actions and the owner's editing. The module runs at the end of <body>, so the manifest starts loading at once.
 import "./player.css";
 import { api, pageData } from "./api";
-import { day } from "./format";
+import { clock, day } from "./format";
 import { bindEditor } from "./player/editor";
 import { displayTitle, type SharedRecording } from "./player/recording";
 import { bindCopyLink } from "./player/share";
@@ -67,9 +67,15 @@ function watchPage(): void {
   }
 }
 
-/** Fresh JSON from a poll: links are signed and short-lived, so keep the download link's current. */
+/** Fresh JSON from a poll: links are signed and short-lived, so keep the download link's current; a live recording's
+ * length is known once it ends. */
 function updatePage(fresh: SharedRecording): void {
   fetchedAt = Date.now();
+  const length = document.getElementById("watch-length");
+  if (length?.firstElementChild && fresh.duration_ms) {
+    length.firstElementChild.textContent = clock(fresh.duration_ms);
+    length.hidden = false;
+  }
   const download = document.getElementById("download-link");
   const url = fresh.allow_download ? fresh.playback.download_url : null;
   if (download instanceof HTMLAnchorElement) {

@@ -29,4 +29,6 @@ export interface Playback {
   preview_url: string | null;
   storyboard_url: string | null;
   download_url: string | null;
+  /** True while the recording's playlist still grows (a live recording being recorded, docs/live.md). */
+  live: boolean;
 }

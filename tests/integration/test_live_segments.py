@@ -269,11 +269,12 @@ async def test_after_ready_the_ladder_is_built_from_the_segments_and_swapped_in(
 
         for _ in range(600):
             done = await recording.get()
-            if (done["processing"] or {}).get("ladder", {}).get("status") == "SUCCEEDED":
+            stages = done["processing"] or {}
+            if all(stages.get(stage, {}).get("status") == "SUCCEEDED" for stage in ("source", "ladder", "pictures")):
                 break
             await asyncio.sleep(0.1)
         else:
-            raise AssertionError(f"the ladder never finished: {done['processing']}")
+            raise AssertionError(f"the ladder and pictures never finished: {done['processing']}")
         async with httpx.AsyncClient() as anonymous:
             master = (await anonymous.get(done["playback"]["hls_url"])).text
         assert "play/index.m3u8" not in master, master

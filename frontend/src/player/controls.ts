@@ -27,6 +27,7 @@ export class Controls {
   private readonly volume: HTMLInputElement;
   private readonly elapsed: HTMLSpanElement;
   private readonly total: HTMLSpanElement;
+  private readonly liveButton: HTMLButtonElement;
   private readonly captionsButton: HTMLButtonElement;
   private readonly speedMenu: ChoiceMenu<number>;
   private readonly qualityMenu: ChoiceMenu<number>;
@@ -35,6 +36,8 @@ export class Controls {
   private playingHeight = 0;
   private preferredCaptions: TextTrack | null = null;
   private idleTimer = 0;
+  /** What the Live badge does when the viewer is behind: jump to the live edge and play. */
+  onGoLive: (() => void) | null = null;
 
   constructor(
     private readonly root: HTMLElement,
@@ -64,6 +67,14 @@ export class Controls {
     this.elapsed = document.createElement("span");
     this.total = document.createElement("span");
     time.append(this.elapsed, " / ", this.total);
+    // The Live badge: shown while the recording is being recorded; at the live edge its dot is red, behind it grey, and
+    // pressing it goes back to the edge (as on a live stream).
+    this.liveButton = document.createElement("button");
+    this.liveButton.type = "button";
+    this.liveButton.className = "player-live-badge";
+    this.liveButton.textContent = "Live";
+    this.liveButton.hidden = true;
+    this.liveButton.addEventListener("click", () => this.onGoLive?.());
     this.captionsButton = button("Captions", "captions", () => this.toggleCaptions());
     this.captionsButton.setAttribute("aria-pressed", "false");
     this.speedMenu = new ChoiceMenu<number>("Speed", (rate) => this.setSpeed(rate));
@@ -82,6 +93,7 @@ export class Controls {
       this.playButton,
       volumeGroup,
       time,
+      this.liveButton,
       spacer,
       this.captionsButton,
       this.speedMenu.element,
@@ -156,6 +168,13 @@ export class Controls {
     }
     this.renderCaptions();
     this.announce(captionTracks(this.video).some((t) => t.mode === "showing") ? "Captions on" : "Captions off");
+  }
+
+  /** Show the Live badge (`live`), its dot grey when the viewer is `behind` the live edge. */
+  setLive(live: boolean, behind: boolean): void {
+    this.liveButton.hidden = !live;
+    this.liveButton.dataset.behind = String(live && behind);
+    this.liveButton.title = behind ? "Go to the live edge" : "Watching live";
   }
 
   // -- the engine's renditions ----------------------------------------------------------------------------------------

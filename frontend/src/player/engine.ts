@@ -1,9 +1,12 @@
 // What feeds the <video>: hls.js over Media Source Extensions where the browser has them, else the browser's own HLS
 // (Safari on iOS). Both answer the same small interface, so the controls never ask which one runs.
 //
+// A recording watched while it is recorded is an EVENT playlist that grows (docs/live.md): it starts near its newest
+// segment, like a live stream, yet keeps everything from the start, so the seek bar covers all that has arrived.
+//
 // The light build of hls.js leaves out alternate audio, HLS subtitles, DRM, CMCD and interstitials: framecast's
 // master playlists list muxed CMAF renditions only, and captions come as <track> elements, so none of it is needed.
-import Hls, { ErrorTypes, Events } from "hls.js/light";
+import Hls, { ErrorDetails, ErrorTypes, Events } from "hls.js/light";
 
 export interface Level {
   index: number;
@@ -15,6 +18,8 @@ export interface EngineEvents {
   levels(levels: Level[]): void;
   /** The rendition being played changed. */
   switched(height: number): void;
+  /** Whether the playlist is live (still growing); told when that changes, e.g. false once it gets its end. */
+  live(live: boolean): void;
   /** The media URLs were refused (they are signed and expire): fetch fresh ones and `load` again. */
   expired(): void;
   failed(message: string): void;
@@ -32,6 +37,8 @@ export interface Engine {
   /** The chosen rendition's index, or -1 for automatic switching. */
   readonly selected: number;
   select(index: number): void;
+  /** Where a live playlist is watched live (a little before its newest segment); null when it is not live. */
+  readonly liveEdge: number | null;
   /** Buffer ahead only a little until the viewer presses play: most page views never do. */
   bufferAhead(full: boolean): void;
   destroy(): void;
@@ -44,6 +51,14 @@ const REFUSED = new Set([403, 404, 410]);
 // and after it (hls.js's defaults). maxMaxBufferLength caps too, or hls.js would fill its 60 MB buffer budget at once.
 const START_BUFFER = { maxBufferLength: 2, maxMaxBufferLength: 2 };
 const PLAY_BUFFER = { maxBufferLength: 30, maxMaxBufferLength: 600 };
+// A live playlist is joined this many segments (2 s each) before its newest one: close to the recording, with enough
+// buffered to ride over the next segment arriving a little late. Every stall adds a second, up to one segment.
+const LIVE_SYNC_SEGMENTS = 2;
+// A live playlist without segments yet (only an init segment arrived) is an error to hls.js, which gives up after a
+// few retries: it is asked again this much later, until segments come.
+const EMPTY_RETRY_MS = 2000;
+// The browser's own HLS has no sync position: live is this many seconds before the end of what it can seek to.
+const NATIVE_LIVE_HOLD_BACK_S = 6;
 
 export function createEngine(video: HTMLVideoElement, events: EngineEvents): Engine | null {
   if (Hls.isSupported()) return new HlsEngine(video, events);
@@ -57,6 +72,9 @@ class HlsEngine implements Engine {
   private resume: Resume | null = null;
   private mediaRecoveries = 0;
   private expiring = false; // told the player once; the next load starts afresh
+  private url = "";
+  private live: boolean | null = null;
+  private emptyTimer = 0;
 
   constructor(
     private readonly video: HTMLVideoElement,
@@ -70,13 +88,26 @@ class HlsEngine implements Engine {
       startLevel: 0,
       ...START_BUFFER,
       backBufferLength: 30,
+      // A live playlist starts near its end; the viewer may go back as far as they like (liveMaxLatencyDurationCount
+      // stays Infinity, so hls.js never pulls them forward) and plays at the speed they chose (no catching up).
+      liveSyncDurationCount: LIVE_SYNC_SEGMENTS,
     });
     this.hls.on(Events.MANIFEST_PARSED, () => this.onManifest());
     this.hls.on(Events.LEVEL_SWITCHED, (_, data) => {
       const level = this.hls.levels[data.level];
       if (level) events.switched(level.height);
     });
+    this.hls.on(Events.LEVEL_UPDATED, (_, data) => {
+      if (data.details.live === this.live) return;
+      this.live = data.details.live;
+      events.live(this.live);
+    });
     this.hls.on(Events.ERROR, (_, data) => {
+      if (data.details === ErrorDetails.LEVEL_EMPTY_ERROR) {
+        // A live recording whose first segment has not arrived yet: nothing is wrong, it is just early.
+        if (data.fatal) this.emptyTimer = window.setTimeout(() => this.hls.loadSource(this.url), EMPTY_RETRY_MS);
+        return;
+      }
       // hls.js keeps retrying other renditions after a 404, never giving up on its own: the URLs have expired.
       const refused = REFUSED.has(data.response?.code ?? 0);
       if (data.type === ErrorTypes.NETWORK_ERROR && (data.fatal || refused)) {
@@ -102,7 +133,13 @@ class HlsEngine implements Engine {
     return this.hls.autoLevelEnabled ? -1 : this.hls.currentLevel;
   }
 
+  get liveEdge(): number | null {
+    return this.hls.latestLevelDetails?.live ? this.hls.liveSyncPosition : null;
+  }
+
   load(url: string, resume?: Resume): void {
+    window.clearTimeout(this.emptyTimer);
+    this.url = url;
     this.resume = resume ?? null;
     this.expiring = false;
     this.hls.config.startPosition = resume ? resume.time : -1;
@@ -119,6 +156,7 @@ class HlsEngine implements Engine {
   }
 
   destroy(): void {
+    window.clearTimeout(this.emptyTimer);
     this.hls.destroy();
   }
 
@@ -139,6 +177,7 @@ class NativeEngine implements Engine {
   readonly levels: Level[] = [];
   readonly selected = -1;
   private resume: Resume | null = null;
+  private live: boolean | null = null;
 
   constructor(
     private readonly video: HTMLVideoElement,
@@ -153,11 +192,25 @@ class NativeEngine implements Engine {
       if (!resume.paused) void video.play().catch(() => undefined);
     });
     video.addEventListener("resize", () => events.switched(video.videoHeight));
+    // A playlist without an end lasts forever to the browser; its end arriving makes the duration finite.
+    video.addEventListener("durationchange", () => {
+      const live = video.duration === Infinity;
+      if (Number.isNaN(video.duration) || live === this.live) return;
+      this.live = live;
+      events.live(live);
+    });
     video.addEventListener("error", () => {
       const code = video.error?.code;
       if (code === MediaError.MEDIA_ERR_NETWORK || code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED) events.expired();
       else events.failed("This video cannot be played in this browser.");
     });
+  }
+
+  get liveEdge(): number | null {
+    const seekable = this.video.seekable;
+    if (this.video.duration !== Infinity || seekable.length === 0) return null;
+    const end = seekable.end(seekable.length - 1);
+    return Math.max(seekable.start(0), end - NATIVE_LIVE_HOLD_BACK_S);
   }
 
   load(url: string, resume?: Resume): void {

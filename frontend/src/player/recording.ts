@@ -22,17 +22,20 @@ export interface SharedRecording {
   recording_id: string | null;
 }
 
-/** What the player shows. A live view (issue 6) slots in as one more kind, chosen here from the status. */
+/** What the player shows. `live`: the recording is still being recorded and its playlist grows (docs/live.md). */
 export type View =
-  | { kind: "playable"; hlsUrl: string }
+  | { kind: "playable"; hlsUrl: string; live: boolean }
   | { kind: "processing"; progress: number }
   | { kind: "in_progress" }
   | { kind: "failed" }
   | { kind: "unavailable" };
 
+// A recording with something to play in these states is a live one: an upload plays only once processed.
+const LIVE_STATUSES: ReadonlySet<string> = new Set(["RECORDING", "PAUSED", "UPLOADING"]);
+
 export function viewOf(shared: SharedRecording): View {
   const hlsUrl = shared.playback.hls_url;
-  if (hlsUrl) return { kind: "playable", hlsUrl };
+  if (hlsUrl) return { kind: "playable", hlsUrl, live: shared.playback.live || LIVE_STATUSES.has(shared.status) };
   switch (shared.status) {
     case "UPLOADING":
     case "PROCESSING":
@@ -73,7 +76,7 @@ export function stillChanging(shared: SharedRecording): boolean {
   const view = viewOf(shared);
   if (view.kind === "processing" || view.kind === "in_progress") return true;
   if (view.kind !== "playable") return false;
-  return Object.values(shared.processing ?? {}).some(stagePending);
+  return view.live || Object.values(shared.processing ?? {}).some(stagePending);
 }
 
 export function panelMessage(view: View): string {

@@ -9,6 +9,8 @@ const SEEK_EVERY_MS = 120; // while dragging: often enough to follow the pointer
 export class SeekBar {
   readonly element: HTMLDivElement;
   readonly input: HTMLInputElement;
+  /** Told whenever the viewer moves the playhead (the slider, its keys, shortcuts). */
+  onSeek: (() => void) | null = null;
   private readonly preview: HTMLDivElement;
   private readonly picture: HTMLDivElement;
   private readonly previewLabel: HTMLSpanElement;
@@ -62,6 +64,13 @@ export class SeekBar {
     video.addEventListener("durationchange", () => {
       if (Number.isFinite(video.duration) && video.duration > 0) this.setDuration(video.duration);
     });
+    // A live playlist played by the browser's own HLS lasts forever; the bar covers what can be sought to instead.
+    video.addEventListener("progress", () => {
+      const seekable = video.seekable;
+      if (video.duration !== Infinity || seekable.length === 0) return;
+      const end = seekable.end(seekable.length - 1);
+      if (end > this.duration) this.setDuration(end);
+    });
   }
 
   setDuration(seconds: number): void {
@@ -82,6 +91,7 @@ export class SeekBar {
   }
 
   private seek(time: number): void {
+    this.onSeek?.();
     const to = Math.max(0, Math.min(this.duration, time));
     this.video.currentTime = to;
     this.render(to);
@@ -93,6 +103,7 @@ export class SeekBar {
     if (this.dragging) this.showPreviewAt(time);
     const now = performance.now();
     if (now - this.lastSeek >= SEEK_EVERY_MS) {
+      this.onSeek?.();
       this.lastSeek = now;
       this.video.currentTime = time;
     }

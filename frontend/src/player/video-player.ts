@@ -1,7 +1,12 @@
 // The player as a whole: what to show for the recording's state (processing, in progress, failed, playable), the
 // media engine once there is something to play, and the polling that moves from one to the next without a reload.
 //
-// The root carries data-state ("loading", "processing", "ready", "error") and data-quality ("auto" or a height).
+// A recording watched while it is being recorded plays live (docs/live.md): it joins near the newest segment, shows a
+// Live badge that goes back there, keeps everything since the start seekable, and carries on without a reload when the
+// recording ends (the playlist gets its end, the poll says READY, the badge goes).
+//
+// The root carries data-state ("loading", "processing", "ready", "error"), data-quality ("auto" or a height) and
+// data-live ("true" while the recording is live).
 import { api } from "../api";
 import { Controls } from "./controls";
 import { createEngine, type Engine } from "./engine";
@@ -12,6 +17,7 @@ import { Storyboard } from "./storyboard";
 
 const POLL_MS = 2000;
 const MIN_REFETCH_GAP_MS = 15_000; // fresh URLs refused again this soon: something else is wrong, stop trying
+const BEHIND_LIVE_S = 4; // further than this before the live edge is watching the past: the badge offers to go back
 
 export interface PlayerOptions {
   /** Told every time the recording's JSON is fetched afresh (title, download URL...). */
@@ -30,6 +36,9 @@ export class VideoPlayer {
   private pollTimer = 0;
   private lastRefetch = 0;
   private firstPlay = true;
+  private liveView = false; // the recording says it is live
+  private playlistLive: boolean | null = null; // the playlist does (false once hls.js has read its end); null: unread
+  private viewerSeeked = false;
 
   constructor(
     private readonly root: HTMLElement,
@@ -44,7 +53,6 @@ export class VideoPlayer {
     this.live = element("p", "player-live visually-hidden");
     this.live.setAttribute("aria-live", "polite");
     this.note = element("p", "player-note");
-    this.note.textContent = "More qualities are on their way";
     this.note.hidden = true;
     const top = root.querySelector<HTMLElement>(".player-top") ?? root.appendChild(element("div", "player-top"));
     top.append(this.note);
@@ -52,6 +60,8 @@ export class VideoPlayer {
     this.controls = new Controls(root, video, this.storyboard, (initial.duration_ms ?? 0) / 1000, (m) => this.say(m));
     this.takeOverVideo();
     root.append(this.controls.element, this.live);
+    this.controls.onGoLive = () => this.goLive();
+    this.controls.seekbar.onSeek = () => (this.viewerSeeked = true);
     bindShortcuts(root, this.controls);
     this.apply(initial);
   }
@@ -66,7 +76,10 @@ export class VideoPlayer {
     if (poster && this.firstPlay && this.video.getAttribute("poster") !== poster) this.video.poster = poster;
     this.storyboard.setUrl(shared.playback.storyboard_url);
     if (shared.duration_ms && !Number.isFinite(this.video.duration)) this.controls.seekbar.setDuration(shared.duration_ms / 1000);
-    this.note.hidden = !(view.kind === "playable" && stagePending(shared.processing?.ladder));
+    this.note.textContent = noteFor(shared, view);
+    this.note.hidden = !this.note.textContent;
+    this.liveView = view.kind === "playable" && view.live;
+    this.renderLive();
     if (view.kind === "playable") {
       this.panel.hidden = true;
       if (!this.engine) this.start(view.hlsUrl);
@@ -127,6 +140,10 @@ export class VideoPlayer {
     this.engine = createEngine(this.video, {
       levels: () => this.controls.setQualities(this.engine),
       switched: (height) => this.controls.switched(height),
+      live: (live) => {
+        this.playlistLive = live;
+        this.renderLive();
+      },
       expired: () => void this.refresh(),
       failed: (message) => this.fail(message),
     });
@@ -165,6 +182,33 @@ export class VideoPlayer {
     }
   }
 
+  // -- live --------------------------------------------------------------------------------------------------------------
+
+  /** Live: the recording says so, and the playlist has not ended (it may end a poll before the recording says so). */
+  private get isLive(): boolean {
+    return this.liveView && this.playlistLive !== false;
+  }
+
+  private renderLive(): void {
+    const live = this.isLive;
+    if (this.root.dataset.live === "true" && !live) this.say("The recording has ended");
+    this.root.dataset.live = String(live);
+    this.controls.setLive(live, live && this.behindLive(BEHIND_LIVE_S));
+  }
+
+  private behindLive(seconds: number): boolean {
+    const edge = this.engine?.liveEdge ?? null;
+    return edge !== null && this.video.currentTime < edge - seconds;
+  }
+
+  /** Back to the live edge (the Live badge), playing. */
+  private goLive(): void {
+    const edge = this.engine?.liveEdge ?? null;
+    if (edge !== null && this.behindLive(1)) this.video.currentTime = edge;
+    if (this.video.paused) void this.video.play().catch(() => undefined);
+    this.say("Live");
+  }
+
   // -- the <video> -------------------------------------------------------------------------------------------------------
 
   private takeOverVideo(): void {
@@ -182,7 +226,15 @@ export class VideoPlayer {
       // A reload (fresh URLs, new renditions) must show the paused frame, not bring the poster back.
       video.removeAttribute("poster");
       this.engine?.bufferAhead(true);
+      // The page was joined near the live edge, which has moved on since: play live, unless the viewer chose a place.
+      const edge = this.engine?.liveEdge ?? null;
+      if (this.isLive && !this.viewerSeeked && edge !== null && this.behindLive(BEHIND_LIVE_S)) video.currentTime = edge;
     });
+    for (const type of ["timeupdate", "play", "pause", "seeked"]) {
+      video.addEventListener(type, () => {
+        if (this.liveView) this.renderLive();
+      });
+    }
     // The scrub thumbnails load once frames are showing, so they never compete with the first one.
     video.addEventListener("playing", () => this.controls.seekbar.loadStoryboard(), { once: true });
     let touch = false;
@@ -211,6 +263,13 @@ export class VideoPlayer {
   private say(message: string): void {
     this.live.textContent = message;
   }
+}
+
+/** The note over the player: the recording is paused (live), or better renditions are being made. */
+function noteFor(shared: SharedRecording, view: View): string {
+  if (view.kind !== "playable") return "";
+  if (view.live && shared.status === "PAUSED") return "Recording paused";
+  return stagePending(shared.processing?.ladder) ? "More qualities are on their way" : "";
 }
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string): HTMLElementTagNameMap[K] {

@@ -378,13 +378,17 @@ class Recording:
         self._record(ev.VIDEO_LIVE, at, generation=media.generation)
 
     def complete_live(self, *, at: datetime, duration_ms: int) -> None:
-        """Every segment of a live upload is stored: the recording is READY, the playlist ends, no transcode."""
+        """Every segment of a live upload is stored: the recording is READY, the playlist ends, no transcode; its
+        duration becomes the segments' (`duration_ms`)."""
         media = self.media
         if media is None or not media.live:
             raise InvalidTransition(status=self.status.value, action=Action.COMPLETE_LIVE.value)
         self._move(Action.COMPLETE_LIVE, at)
         media.live = False
         media.duration_ms = duration_ms
+        # What plays is the length: the server's stop-watch differs from it by the capture's start-up, and wholly
+        # when a client replays a file faster than real time.
+        self.duration_ms = duration_ms
         self.upload_expires_at = None
         self.failure_reason = None
         self._record(ev.VIDEO_PLAYABLE, at, generation=media.generation, duration_ms=duration_ms, live=True)
