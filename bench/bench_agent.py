@@ -90,11 +90,12 @@ root.mainloop()
 # -- the clip and the server's data dir ------------------------------------------------------------------------------
 
 
-def clip_argv(ffmpeg: str, target: Path, seconds: int) -> list[str]:
-    """A screen-like 1080p30 clip: SMPTE bars, a small test pattern sliding across, a 440 Hz tone; H.264 + AAC."""
+def clip_argv(ffmpeg: str, target: Path, seconds: int, *, width: int = WIDTH, height: int = HEIGHT) -> list[str]:
+    """A screen-like clip at 30 fps: SMPTE bars, a small test pattern sliding across, a 440 Hz tone; H.264 + AAC."""
+    box_w, box_h = width // 4, height // 4
     video = (
-        f"smptehdbars=s={WIDTH}x{HEIGHT}:r={RATE}[bars];testsrc2=s=480x270:r={RATE}[box];"
-        f"[bars][box]overlay=x='mod(t*160,{WIDTH - 480})':y=640,format=yuv420p[v]"
+        f"smptehdbars=s={width}x{height}:r={RATE}[bars];testsrc2=s={box_w}x{box_h}:r={RATE}[box];"
+        f"[bars][box]overlay=x='mod(t*{width // 12},{width - box_w})':y={height * 16 // 27},format=yuv420p[v]"
     )
     return [
         ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
@@ -104,12 +105,13 @@ def clip_argv(ffmpeg: str, target: Path, seconds: int) -> list[str]:
     ]  # fmt: skip
 
 
-async def cached_clip(ffmpeg: str, seconds: int) -> Path:
-    clip = CLIPS / f"screen-{WIDTH}x{HEIGHT}p{RATE}-{seconds}s.mp4"
+async def cached_clip(ffmpeg: str, seconds: int, *, width: int = WIDTH, height: int = HEIGHT) -> Path:
+    clip = CLIPS / f"screen-{width}x{height}p{RATE}-{seconds}s.mp4"
     if not clip.is_file():
         CLIPS.mkdir(parents=True, exist_ok=True)
         part = clip.with_suffix(".part")
-        await asyncio.to_thread(subprocess.run, clip_argv(ffmpeg, part, seconds), check=True)
+        argv = clip_argv(ffmpeg, part, seconds, width=width, height=height)
+        await asyncio.to_thread(subprocess.run, argv, check=True)
         part.rename(clip)  # only a whole clip is ever cached
     return clip
 

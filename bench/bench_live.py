@@ -1,7 +1,7 @@
 """Instant share: stop -> a complete, playable link whatever the length, and capture -> watchable while recording.
 
-live, part 1 (stop -> playable): a 640x360 30 fps clip (SMPTE bars, a sliding test pattern, a 440 Hz tone; made once
-and cached in bench/results/clips/) of 10 s, 5 min and 30 min (10 s and 1 min with --quick) is replayed by `framecast
+live, part 1 (stop -> playable): a 640x360 30 fps clip (the agent benchmark's, at that size; made once and cached
+in bench/results/clips/) of 10 s, 5 min and 30 min (10 s and 1 min with --quick) is replayed by `framecast
 record --source CLIP --speed 0 --no-input` against one `framecast serve` (embedded default). Stop is the moment the
 agent's capture ffmpeg exits (psutil, 10 ms polls), as in the agent benchmark. Complete is the first poll (every
 20 ms) at which the share link's media playlist ends with #EXT-X-ENDLIST; then every URI it names (init segments
@@ -40,12 +40,13 @@ import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs without the types-psutil package
 from playwright.async_api import Browser, async_playwright
 
-from bench.bench_agent import CLIPS, agent_env, alive, forget, is_capture, newest_recording, reaped
+from bench.bench_agent import agent_env, alive, forget, is_capture, newest_recording, reaped
+from bench.bench_agent import cached_clip as agent_clip
 from bench.bench_web import CHROMIUM, FLAGS, VIEWPORT, WATCHER, require_browser
 from bench.runner import ServerProcess, Table, framecast_server, percentile
 from framecast.agent.commands import locate_ffmpeg
 
-WIDTH, HEIGHT, RATE = 640, 360, 30
+WIDTH, HEIGHT = 640, 360
 LENGTHS = {"10 s": (10, 5), "5 min": (300, 3), "30 min": (1800, 2)}  # label: (seconds, runs)
 QUICK_LENGTHS = {"10 s": (10, 3), "1 min": (60, 2)}
 STOP_TARGET_SECONDS = 1.0
@@ -56,27 +57,8 @@ TIMEOUT_SECONDS = 3600.0
 FRAME_TIMEOUT_MS = 15_000
 
 
-def clip_argv(ffmpeg: str, target: Path, seconds: int) -> list[str]:
-    video = (
-        f"smptehdbars=s={WIDTH}x{HEIGHT}:r={RATE}[bars];testsrc2=s=160x90:r={RATE}[box];"
-        f"[bars][box]overlay=x='mod(t*80,{WIDTH - 160})':y=200,format=yuv420p[v]"
-    )
-    return [
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-        "-filter_complex", video, "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}",
-        "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(2 * RATE),
-        "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-t", str(seconds), "-f", "mp4", str(target),
-    ]  # fmt: skip
-
-
 async def cached_clip(ffmpeg: str, seconds: int) -> Path:
-    clip = CLIPS / f"live-{WIDTH}x{HEIGHT}p{RATE}-{seconds}s.mp4"
-    if not clip.is_file():
-        CLIPS.mkdir(parents=True, exist_ok=True)
-        part = clip.with_suffix(".part")
-        await asyncio.to_thread(subprocess.run, clip_argv(ffmpeg, part, seconds), check=True)
-        part.rename(clip)
-    return clip
+    return await agent_clip(ffmpeg, seconds, width=WIDTH, height=HEIGHT)
 
 
 def uris(playlist: str) -> list[str]:
