@@ -48,3 +48,42 @@ export function pageData<T>(id: string): T {
   if (!element?.textContent) throw new Error(`the page has no #${id} data`);
   return JSON.parse(element.textContent) as T;
 }
+
+/** What the server answered: its status, the parsed JSON (null when there was none) and, for an error, its code
+ * and message. */
+export interface Answer<T = unknown> {
+  status: number;
+  data: T | null;
+  code: string;
+  message: string;
+}
+
+/** A request whose caller decides what to retry: resolves to the answer whatever its status, or null when none came
+ * (the network is down, or `signal` aborted it). Writes carry the CSRF token, as with `api`. */
+export async function request<T>(
+  path: string,
+  init: { method?: string; json?: unknown; body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Answer<T> | null> {
+  const method = init.method ?? "GET";
+  const headers: Record<string, string> = { Accept: "application/json", ...(method === "GET" ? {} : csrfHeaders()), ...init.headers };
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(init.json);
+  }
+  let response: Response;
+  let data: unknown;
+  try {
+    response = await fetch(path, { method, headers, body, credentials: "same-origin", signal: init.signal });
+    data = response.status === 204 ? null : await response.json().catch(() => null);
+  } catch {
+    return null;
+  }
+  const error = response.ok ? undefined : (data as { error?: { code?: string; message?: string } } | null)?.error;
+  return {
+    status: response.status,
+    data: response.ok ? (data as T) : null,
+    code: error?.code ?? "",
+    message: error?.message ?? (response.ok ? "" : `${response.status} ${response.statusText}`),
+  };
+}

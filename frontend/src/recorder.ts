@@ -95,9 +95,14 @@ function main(): void {
     } else if (phase === "done" && current) {
       view.note(null);
       setup.showPreview(null, "Saved. Anyone with the link can watch it.");
-      view.result(current.recording.share_url, "Processing… the link plays as soon as the video is ready.");
+      // Live segments make it READY the moment the last one lands; an upload is processed first.
+      const ready = current.recording.status === "READY";
+      view.result(
+        current.recording.share_url,
+        ready ? "Ready to watch. More qualities are on their way." : "Processing… the link plays as soon as the video is ready.",
+      );
       view.announce("Upload complete. Your share link is ready.");
-      watchProcessing(current.recording);
+      if (!ready) watchProcessing(current.recording);
     } else if (phase === "failed") {
       view.closeDialog();
       backToSetup(message);

@@ -248,7 +248,9 @@ async def test_a_cancelled_live_recording_keeps_nothing(
             break
         await asyncio.sleep(0.1)
     assert not any(folder.rglob("*.m4s"))
-    assert (await live.get())["status"] == "ABORTED"
+    aborted = await live.get()
+    assert aborted["status"] == "ABORTED"
+    assert aborted["playback"]["hls_url"] is None
 
 
 async def test_after_ready_the_ladder_is_built_from_the_segments_and_swapped_in(

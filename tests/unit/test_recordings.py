@@ -56,6 +56,8 @@ LIFECYCLE: dict[tuple[RecordingStatus, Action], RecordingStatus] = {
     (S.UPLOADING, Action.COMPLETE_UPLOAD): S.PROCESSING,
     (S.UPLOADING, Action.FAIL_UPLOAD): S.FAILED,
     (S.PROCESSING, Action.MARK_PLAYABLE): S.READY,
+    # A live upload (docs/live.md) is playable the moment its last segment lands: no processing in between.
+    (S.UPLOADING, Action.COMPLETE_LIVE): S.READY,
     (S.PROCESSING, Action.FAIL_PROCESSING): S.FAILED,
     # Not part of a session: the owner asks for processing again, from the upload kept.
     (S.READY, Action.REPROCESS): S.PROCESSING,
@@ -105,6 +107,10 @@ def act(recording: Recording, action: Action, when: datetime) -> None:
         recording.complete_upload(at=when, key="raw/rec-1.webm", size=4096)
     elif action is Action.MARK_PLAYABLE:
         recording.mark_playable(at=when, media=MEDIA)
+    elif action is Action.COMPLETE_LIVE:
+        if recording.status is S.UPLOADING:  # its segments came while it recorded
+            recording.go_live(at=when, media=MediaSet(generation="live", duration_ms=0, live=True))
+        recording.complete_live(at=when, duration_ms=9_000)
     elif action is Action.REPROCESS:
         recording.reprocess(at=when)
     elif action is Action.FAIL_PROCESSING:

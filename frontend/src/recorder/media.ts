@@ -99,8 +99,9 @@ export function captureProblem(error: unknown, what: string): CaptureError {
   }
 }
 
-// Preferred first. MP4/H.264 where the browser records it (Chromium 126+, Safari): it remuxes into HLS with no
-// encode; Chromium builds without an AAC encoder offer H.264 with Opus. WebM (VP9, VP8) for the rest (Firefox).
+// Preferred first. MP4/H.264 where the browser records it (Chromium 126+, Safari): its fragments go up as live HLS
+// segments with no encode; Chromium builds without an AAC encoder offer H.264 with Opus. WebM (VP9, VP8) for the
+// rest (Firefox), uploaded whole and transcoded.
 const VIDEO_TYPES = [
   "video/mp4;codecs=avc1.42E01F,mp4a.40.2",
   "video/mp4;codecs=avc1.42E01F,opus",
@@ -123,8 +124,8 @@ export function fileName(mimeType: string): string {
   return `recording.${sub === "mp4" ? (mimeType.startsWith("audio") ? "m4a" : "mp4") : sub}`;
 }
 
-/** A MediaRecorder for `stream`: a bitrate for the picture size and, for video, a keyframe every second (so the
- * server can cut segments anywhere). Chromium takes that as a duration; others may take a frame count; giving both
+/** A MediaRecorder for `stream`: a bitrate for the picture size and, for video, a keyframe every second (Chromium
+ * starts an MP4 fragment at each, so every live segment starts on one; the server can cut WebM anywhere). Chromium takes that as a duration; others may take a frame count; giving both
  * is an error in Chromium, so the duration is offered first and the count only where it was not read. */
 export function createRecorder(stream: MediaStream, mimeType: string, size: Size | null): MediaRecorder {
   const base: MediaRecorderOptions = { mimeType, audioBitsPerSecond: 128_000 };

@@ -5,8 +5,8 @@
 
 import { api } from "../api";
 import { type Command, ControlChannel, ControlError } from "./control";
-import { createRecorder, fileName, type Mode, type Size } from "./media";
-import { finishUpload, PartUpload } from "./upload";
+import { createRecorder, type Mode, type Size } from "./media";
+import { createTransport, type Transport } from "./transport";
 
 export type Phase = "connecting" | "recording" | "paused" | "stopping" | "uploading" | "done" | "cancelled" | "failed";
 
@@ -42,7 +42,7 @@ export class Session {
   phase: Phase = "connecting";
   private readonly channel: ControlChannel;
   private recorder: MediaRecorder | null = null;
-  private part: PartUpload | null = null;
+  private upload: Transport | null = null;
   private activeSince: number | null = null;
   private activeBefore = 0;
 
@@ -89,19 +89,19 @@ export class Session {
     }
     if (this.phase !== "connecting") return; // cancelled, or ended by the server, meanwhile
     const recorder = createRecorder(this.capture.stream, mimeType, size);
-    const part = new PartUpload(this.recording.id, fileName(mimeType), {
-      progress: (accepted) => this.events.progress(accepted, part.captured),
+    const upload = createTransport(this.recording.id, mimeType, {
+      progress: (accepted, captured) => this.events.progress(accepted, captured),
       trouble: (message) => this.events.trouble(message),
     });
     recorder.addEventListener("dataavailable", (event) => {
-      if (this.phase !== "cancelled") part.push(event.data);
+      if (this.phase !== "cancelled") upload.push(event.data);
     });
     recorder.addEventListener("error", (event) => {
       const error = (event as Event & { error?: DOMException }).error;
       void this.finish(true, `The browser stopped recording (${error?.message ?? "an encoder error"}). Everything up to then is kept.`);
     });
     this.recorder = recorder;
-    this.part = part;
+    this.upload = upload;
     recorder.start(1000);
     this.activeSince = performance.now();
     this.setPhase("recording");
@@ -128,13 +128,15 @@ export class Session {
     return this.finish(true, why);
   }
 
-  /** Discard everything: the recording ends ABORTED on the server, its upload is removed. */
+  /** Discard everything: the recording ends ABORTED on the server, its upload or segments are removed. */
   async cancel(): Promise<void> {
     if (!["connecting", "recording", "paused"].includes(this.phase)) return;
     this.setPhase("cancelled");
     this.holdClock();
     if (this.recorder && this.recorder.state !== "inactive") this.recorder.stop();
-    const discarded = this.part?.discard();
+    // Sending stops first, and a segment on its way is let land, so the abort removes everything that arrived.
+    const discarded = this.upload?.discard();
+    await Promise.race([discarded, sleep(ABORT_WAIT_MS)]);
     try {
       await Promise.race([this.channel.send("RECORDING_ABORTED"), sleep(ABORT_WAIT_MS)]);
     } catch {
@@ -151,19 +153,19 @@ export class Session {
     const data = { duration_ms: this.elapsedMs, metadata: { mime_type: this.capture.mimeType } };
     const stopped = tellServer ? this.channel.send("RECORDING_STOPPED", data) : null;
     await this.stopRecorder();
-    const part = this.part;
-    part?.end();
+    // What is left goes up (live segments: the last one, then the run's end) while the stop is acknowledged.
+    const upload = this.upload;
+    upload?.end();
     try {
       await stopped;
     } catch (error) {
       if (!(error instanceof ControlError)) throw error; // refused: the server had stopped it already (FORCE_STOP)
     }
-    if (!part || part.captured === 0) return this.fail("Nothing was recorded, so there is nothing to upload.");
+    if (!upload || upload.captured === 0) return this.fail("Nothing was recorded, so there is nothing to upload.");
     this.setPhase("uploading", why);
-    this.events.progress(part.accepted, part.captured);
+    this.events.progress(upload.accepted, upload.captured);
     try {
-      const url = await part.done;
-      await finishUpload(this.recording.id, url, (message) => this.events.trouble(message));
+      await upload.finish(); // live: completion, which the server takes only once it has stopped the recording
     } catch (error) {
       return this.fail(`${messageOf(error)} Try again with a new recording.`);
     }
@@ -223,7 +225,7 @@ export class Session {
   private endHere(message: string): void {
     this.holdClock();
     if (this.recorder && this.recorder.state !== "inactive") this.recorder.stop();
-    void this.part?.discard();
+    void this.upload?.discard();
     this.channel.close();
     this.fail(message);
   }

@@ -1,6 +1,7 @@
-// The recording goes up while it is being made: one tus partial upload of deferred length (docs/protocol.md,
-// "Uploading while recording"), fed from the MediaRecorder's chunks; at stop the stream ends, the part learns its
-// length, and a final upload names it, which completes the recording on the server.
+// WebM (and MP4 that is not fragmented; fragmented MP4 goes up as live segments, recorder/live.ts) goes up while it
+// is being made: one tus partial upload of deferred length (docs/protocol.md, "Uploading while recording"), fed
+// from the MediaRecorder's chunks; at stop the stream ends, the part learns its length, and a final upload names
+// it, which completes the recording on the server (then processing makes it playable).
 //
 // Nothing is lost to a network blip: chunks wait in the stream (in memory) until tus-js-client reads them, and its
 // stream source keeps what it read until the server has acknowledged it; a failed request is retried, resuming
@@ -9,6 +10,7 @@
 import { Upload, type DetailedError } from "tus-js-client";
 
 import { api, csrfHeaders } from "../api";
+import type { Transport, TransportEvents } from "./transport";
 
 const UPLOADS = "/api/v1/uploads/";
 // A PATCH goes out once this much is waiting: every second or two while recording at the bitrates we ask for, so
@@ -16,7 +18,7 @@ const UPLOADS = "/api/v1/uploads/";
 const CHUNK_BYTES = 512 * 1024;
 const RETRY_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 15_000, 15_000, 15_000, 15_000];
 const RESTART_MS = 15_000;
-const OFFLINE = "Can't reach the server. Keep this tab open: the upload picks up where it left off when the connection is back.";
+export const OFFLINE = "Can't reach the server. Keep this tab open: the upload picks up where it left off when the connection is back.";
 
 /** The server will not take the upload; the message says why (and retrying will not help). */
 export class UploadRefused extends Error {
@@ -127,6 +129,48 @@ export class PartUpload {
     } catch {
       // the part expires on its own on the server
     }
+  }
+}
+
+/** A recording sent as one tus part while it is recorded, assembled into the final upload after stop. */
+export class TusTransport implements Transport {
+  readonly kind = "tus";
+  private readonly part: PartUpload;
+
+  constructor(
+    private readonly recordingId: string,
+    filename: string,
+    private readonly events: TransportEvents,
+  ) {
+    this.part = new PartUpload(recordingId, filename, {
+      progress: (accepted) => events.progress(accepted, this.part.captured),
+      trouble: (message) => events.trouble(message),
+    });
+  }
+
+  get captured(): number {
+    return this.part.captured;
+  }
+
+  get accepted(): number {
+    return this.part.accepted;
+  }
+
+  push(chunk: Blob): void {
+    this.part.push(chunk);
+  }
+
+  end(): void {
+    this.part.end();
+  }
+
+  async finish(): Promise<void> {
+    const url = await this.part.done;
+    await finishUpload(this.recordingId, url, (message) => this.events.trouble(message));
+  }
+
+  discard(): Promise<void> {
+    return this.part.discard();
   }
 }
 

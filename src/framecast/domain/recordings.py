@@ -278,6 +278,8 @@ class Recording:
     def abort(self, *, at: datetime) -> None:
         self._move(Action.ABORT, at)
         self.stopped_at = at
+        if self.media is not None and self.media.live:
+            self.media = None  # what a live upload sent is deleted with it (recording_aborted): nothing plays
         self._clear_deadlines()
         self._record(ev.RECORDING_ABORTED, at)
 
