@@ -133,14 +133,17 @@ def assert_not_found(response: httpx.Response) -> None:
 async def test_media_links_appear_as_the_recording_publishes_its_media(server: Server) -> None:
     async with server.client() as http:
         fresh = (await http.post("/api/v1/recordings", json={"recording_type": "screen"})).json()
-    assert set(fresh["playback"].values()) == {None}
+    urls = {name: url for name, url in fresh["playback"].items() if name.endswith("_url")}
+    assert set(urls.values()) == {None}
+    assert fresh["playback"]["live"] is False
 
     recording = await playable(server)
     assert recording.hls_url.startswith(f"{server.url}/media/")
     assert recording.hls_url.endswith("/master.m3u8")
-    assert {k: v for k, v in recording.playback.items() if k != "hls_url"} == dict.fromkeys(
-        ("poster_url", "preview_url", "storyboard_url", "download_url")
-    )
+    assert {k: v for k, v in recording.playback.items() if k != "hls_url"} == {
+        **dict.fromkeys(("poster_url", "preview_url", "storyboard_url", "download_url")),
+        "live": False,
+    }
 
     for part in ("pictures", "download"):
         await change(server, recording.id, lambda r, at, p=part: r.media_complete(at=at, generation=GENERATION, part=p))
@@ -152,6 +155,7 @@ async def test_media_links_appear_as_the_recording_publishes_its_media(server: S
         "preview_url": recording.url("preview.webp"),
         "storyboard_url": recording.url("storyboard.vtt"),
         "download_url": recording.url("download.mp4"),
+        "live": False,
     }
     async with server.container.uow() as tx:
         stored, bare = [await tx.recordings.get(rid) for rid in (recording.id, fresh["id"])]
