@@ -180,7 +180,8 @@ class LiveService:
             if stored.sha256 != sha256:
                 raise SegmentConflict(f"segment {index} of run {run} is already stored with other bytes")
             return Receipt(run, index, stored.size, stored.duration_s, duplicate=True)
-        if recording.status is RecordingStatus.UPLOADING and media.declared_runs:
+        if recording.status is RecordingStatus.UPLOADING:
+            # Completion may have been declared since the recording was read: try_complete reads afresh.
             await self.try_complete(recording_id)
         return Receipt(run, index, len(body), measured.duration_s, duplicate=False)
 
