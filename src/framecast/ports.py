@@ -98,8 +98,9 @@ class ShareLinkRepository(Protocol):
 class LiveRepository(Protocol):
     """A live recording's runs and segments (domain/live.py)."""
 
-    async def stream(self, recording_id: str) -> LiveStream:
-        """Every run and segment stored for the recording (declared_runs is the recording's business)."""
+    async def stream(self, recording_id: str, *, run: int | None = None, index: int | None = None) -> LiveStream:
+        """Every run and segment stored for the recording (declared_runs is the recording's business); with `run`
+        only that run, and with `index` only that one of its segments (what checking one upload needs)."""
         ...
 
     async def add_run(self, recording_id: str, run: LiveRun, *, at: datetime) -> bool:

@@ -156,7 +156,7 @@ class LiveService:
         _verify(body, sha256)
         async with self._uow() as tx:
             recording = await self._owned(tx, owner_id, recording_id)
-            stream = await tx.live.stream(recording_id)
+            stream = await tx.live.stream(recording_id, run=run, index=index)
         described = stream.runs.get(run)
         if described is None or not described.init_sha256:
             raise InitMissing(f"send run {run}'s init segment before its media segments")
@@ -176,7 +176,7 @@ class LiveService:
             await tx.commit()
         if not added:  # the same index landed meanwhile (a retry racing its original)
             async with self._uow() as tx:
-                stored = (await tx.live.stream(recording_id)).runs[run].segments[index]
+                stored = (await tx.live.stream(recording_id, run=run, index=index)).runs[run].segments[index]
             if stored.sha256 != sha256:
                 raise SegmentConflict(f"segment {index} of run {run} is already stored with other bytes")
             return Receipt(run, index, stored.size, stored.duration_s, duplicate=True)

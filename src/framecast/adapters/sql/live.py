@@ -16,7 +16,14 @@ class SqlLiveRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
-    async def stream(self, recording_id: str) -> LiveStream:
+    async def stream(self, recording_id: str, *, run: int | None = None, index: int | None = None) -> LiveStream:
+        runs_query = select(live_runs).where(live_runs.c.recording_id == recording_id)
+        query = select(live_segments).where(live_segments.c.recording_id == recording_id)
+        if run is not None:
+            runs_query = runs_query.where(live_runs.c.run == run)
+            query = query.where(live_segments.c.run == run)
+        if index is not None:
+            query = query.where(live_segments.c.idx == index)
         runs = {
             row["run"]: LiveRun(
                 run=row["run"],
@@ -27,15 +34,12 @@ class SqlLiveRepository:
                 height=row["height"],
                 ended=row["ended"],
             )
-            for row in (
-                await self._conn.execute(select(live_runs).where(live_runs.c.recording_id == recording_id))
-            ).mappings()
+            for row in (await self._conn.execute(runs_query)).mappings()
         }
-        query = select(live_segments).where(live_segments.c.recording_id == recording_id)
         for row in (await self._conn.execute(query)).mappings():
-            run = runs.get(row["run"])
-            if run is not None:
-                run.segments[row["idx"]] = LiveSegment(
+            described = runs.get(row["run"])
+            if described is not None:
+                described.segments[row["idx"]] = LiveSegment(
                     run=row["run"], index=row["idx"], size=row["size"], sha256=row["sha256"], duration_s=row["duration"]
                 )
         return LiveStream(runs=runs)
