@@ -114,3 +114,84 @@ def split_fragments(path: Path) -> tuple[bytes, list[bytes]]:
     init = data[: top[first].start]
     segments = [data[box.start : top[i + 1].end] for i, box in enumerate(top) if box.kind == "moof"]
     return init, segments
+
+
+def live_webm(
+    target: Path, *, seconds: float = 6.0, size: str = "320x180", codec: str = "libvpx", video: bool = True
+) -> Path:
+    """A WebM as a browser's MediaRecorder streams it (written to a pipe: unknown sizes, no cues), with a keyframe
+    every second as framecast's recorder asks for, and a cluster every second."""
+    picture = (
+        ["-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds}"] if video else []
+    )  # fmt: skip
+    encode = (
+        ["-c:v", codec, "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-g", "30"] if video else []
+    )  # fmt: skip
+    _ffmpeg(
+        [
+            *picture,
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}",
+            *encode,
+            "-c:a", "libopus", "-cluster_time_limit", "1000", "-f", "webm", "pipe:1",
+        ],
+        stdout=target,
+    )  # fmt: skip
+    return target
+
+
+def split_webm(path: Path, *, min_seconds: float = 1.8) -> tuple[bytes, list[bytes]]:
+    """A WebM's header (the bytes before the first Cluster) and its live segments: runs of whole Clusters, each
+    starting with a Cluster whose first video block is a keyframe and lasting at least `min_seconds`."""
+    data = path.read_bytes()
+    clusters = list(_clusters(data))
+    header = data[: clusters[0][0]]
+    segments: list[bytes] = []
+    start, start_time = clusters[0][0], clusters[0][2]
+    for begin, _, time, keyframe in clusters[1:]:
+        if keyframe and time - start_time >= min_seconds * 1000:
+            segments.append(data[start:begin])
+            start, start_time = begin, time
+    segments.append(data[start:])
+    return header, segments
+
+
+def _clusters(data: bytes) -> list[tuple[int, int, int, bool]]:
+    """(start, end, timecode in ms, starts on a video keyframe or has no video) of each Cluster, unknown sizes
+    included. Track 1 is the video (ffmpeg numbers the video first)."""
+
+    def number(at: int, marker: bool) -> tuple[int, int]:
+        length = 1
+        while not data[at] & (0x80 >> (length - 1)):
+            length += 1
+        value = data[at] & (0xFF >> length) if marker else data[at]
+        for byte in data[at + 1 : at + length]:
+            value = value << 8 | byte
+        return value, length
+
+    def element(at: int) -> tuple[int, int, int]:
+        ident, a = number(at, False)
+        size, b = number(at + a, True)
+        unknown = size == (1 << (7 * b)) - 1
+        return ident, at + a + b, -1 if unknown else at + a + b + size
+
+    out = []
+    _, _, at = element(0)  # the EBML header
+    _, at, _ = element(at)  # into the Segment
+    while at < len(data):
+        ident, body, end = element(at)
+        if ident != 0x1F43B675:
+            at = end
+            continue
+        time, keyframe, child = 0, None, body
+        while child < len(data) and (end < 0 or child < end):
+            kind, payload, child_end = element(child)
+            if kind == 0x1F43B675:
+                break
+            if kind == 0xE7:
+                time = int.from_bytes(data[payload:child_end], "big")
+            elif kind == 0xA3 and keyframe is None and number(payload, True)[0] == 1:
+                keyframe = bool(data[payload + number(payload, True)[1] + 2] & 0x80)
+            child = child_end
+        out.append((at, child, time, keyframe is not False))
+        at = child
+    return out

@@ -139,16 +139,18 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         spool_dir=spool,
     )
     secret_key = settings.resolved_secret_key()
-    processing = ProcessingService(
+    tools = FFmpegTools(
+        binary=locate_ffmpeg(settings.ffmpeg_binary), threads=settings.media_threads, preset=settings.x264_preset
+    )
+    processing = ProcessingService(uow=uow, clock=clock, blobs=blobs, tools=tools, scratch=settings.data_dir / "work")
+    live_segments = LiveService(
         uow=uow,
         clock=clock,
         blobs=blobs,
-        tools=FFmpegTools(
-            binary=locate_ffmpeg(settings.ffmpeg_binary), threads=settings.media_threads, preset=settings.x264_preset
-        ),
-        scratch=settings.data_dir / "work",
+        scratch=settings.data_dir / "work" / "live",
+        transcoder=tools,
+        transcodes=settings.media_threads,
     )
-    live_segments = LiveService(uow=uow, clock=clock, blobs=blobs, scratch=settings.data_dir / "work" / "live")
     worker = Worker(
         uow=uow,
         clock=clock,

@@ -367,6 +367,15 @@ Progress = Callable[[float], None]
 """Told the percentage (0-100) of the current step done, as often as the tool knows it."""
 
 
+class LiveTranscoder(Protocol):
+    """Makes one live WebM segment (its run's header followed by its clusters, in a local file) a fragmented MP4:
+    an init segment then the media, H.264 video at `size` (none when `size` is (0, 0)) and the audio as it is,
+    timestamps kept. The same header gives the same init segment byte for byte, whichever segment it came with.
+    Raises MediaRefused when the input cannot be decoded; any other exception may pass on a retry."""
+
+    async def transcode_live(self, source: Path, target: Path, *, size: tuple[int, int]) -> None: ...
+
+
 class MediaTools(Protocol):
     """Probing and media work on local files. Raises MediaRefused for input that can never work; any other
     exception is transient (the job is retried)."""

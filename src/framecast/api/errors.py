@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from framecast.domain.errors import ConcurrentUpdate, DomainError, InvalidTransition, NotFound
 from framecast.domain.live import InitMissing, SegmentConflict
+from framecast.domain.webm import UnsupportedMedia
 from framecast.services.live import NotAcceptingSegments, NothingRecorded, SegmentTooLarge
 from framecast.services.recordings import BadCursor
 from framecast.services.tickets import InvalidTicket
@@ -26,6 +27,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotAcceptingSegments: 409,
     NothingRecorded: 409,
     SegmentTooLarge: 413,
+    UnsupportedMedia: 415,
 }
 
 CODE_BY_STATUS = {

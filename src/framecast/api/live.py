@@ -25,7 +25,7 @@ from framecast.services.live import DigestMissing, LiveView, Receipt, SegmentToo
 router = APIRouter(
     prefix="/api/v1/recordings/{recording_id}/live",
     tags=["live segments"],
-    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
 )
 
 Run = Annotated[int, Path(ge=1, le=MAX_RUNS)]
@@ -45,7 +45,8 @@ async def put_init(
     container: ContainerDep,
     content_digest: DigestHeader = None,
 ) -> LiveSegmentOut:
-    """Store a run's init segment (ftyp + moov). 200 when the same bytes were stored already."""
+    """Store a run's init segment (ftyp + moov), or a WebM run's header (the bytes before its first Cluster; 415
+    `unsupported_media` for codecs that cannot be transcoded live). 200 when the same bytes were stored already."""
     sha256 = _digest(content_digest)
     body = await _body(request, MAX_INIT_BYTES)
     receipt = await container.live_segments.put_init(
@@ -65,7 +66,8 @@ async def put_segment(
     container: ContainerDep,
     content_digest: DigestHeader = None,
 ) -> LiveSegmentOut:
-    """Store one media segment (whole moof + mdat pairs). 200 when the same bytes were stored already."""
+    """Store one media segment (whole moof + mdat pairs; for a WebM run, whole Clusters starting on a keyframe,
+    transcoded as they arrive). 200 when the same bytes were stored already."""
     sha256 = _digest(content_digest)
     body = await _body(request, MAX_SEGMENT_BYTES)
     receipt = await container.live_segments.put_segment(

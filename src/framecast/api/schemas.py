@@ -115,7 +115,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "The current state does not allow this (status, offset)",
         412: "Tus-Resumable missing or not 1.0.0",
         413: "Over the size limit",
-        415: "Wrong Content-Type",
+        415: "Wrong Content-Type, or media that cannot be taken",
         416: "The Range lies outside the file (Content-Range: bytes */size says how long it is)",
         422: "The body does not validate",
         460: "Checksum mismatch; the chunk was discarded",

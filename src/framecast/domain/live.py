@@ -24,6 +24,9 @@ MAX_SEGMENTS_PER_RUN = 100_000  # 55 hours of 2-second segments: far past the lo
 # Players reload a live playlist about once per target duration; the agent's segments are 2 s long.
 LIVE_TARGET_DURATION = 2
 LIVE_PLAYLIST = f"{LIVE_FOLDER}/{PLAYLIST_NAME}"
+# What a run's client sends (LiveRun.source); a WebM run's header is kept beside the playlist's folder.
+MP4, WEBM = "mp4", "webm"
+WEBM_FOLDER = "webm"
 
 
 class SegmentConflict(DomainError):
@@ -45,6 +48,11 @@ def run_folder(run: int) -> str:
 def init_path(run: int) -> str:
     """The init segment's path under the generation's folder."""
     return f"{LIVE_FOLDER}/{run_folder(run)}/{INIT_FILE}"
+
+
+def webm_header_path(run: int) -> str:
+    """Where a WebM run's header is kept: every segment of the run is transcoded with it in front."""
+    return f"{WEBM_FOLDER}/{run_folder(run)}/header.webm"
 
 
 def segment_path(run: int, index: int) -> str:
@@ -77,6 +85,9 @@ class LiveRun:
     codecs: str
     width: int = 0
     height: int = 0
+    # MP4: the client sends fMP4 and it is stored as sent. WEBM: the client sends a WebM header and clusters, and
+    # each segment is stored as the fMP4 it is transcoded to (the init segment comes from the first transcode).
+    source: str = MP4
     ended: int | None = None
     segments: dict[int, LiveSegment] = field(default_factory=dict)
 

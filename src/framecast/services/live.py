@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from framecast.domain import fmp4, hls
+from framecast.domain import fmp4, hls, webm
 from framecast.domain.errors import ConcurrentUpdate, DomainError, NotFound
 from framecast.domain.events import DomainEvent
 from framecast.domain.jobs import PRIORITY_PLAYABLE, Job
 from framecast.domain.live import (
     LIVE_PLAYLIST,
+    WEBM,
     Gap,
     InitMissing,
     LiveRun,
@@ -36,16 +37,18 @@ from framecast.domain.live import (
     init_path,
     media_playlist,
     segment_path,
+    webm_header_path,
 )
-from framecast.domain.media import MASTER, MediaSet, media_prefix
+from framecast.domain.media import MASTER, MediaRefused, MediaSet, media_prefix
 from framecast.domain.recordings import Recording, RecordingStatus
-from framecast.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+from framecast.ports import BlobStore, Clock, LiveTranscoder, UnitOfWork, UnitOfWorkFactory
 from framecast.services.processing import SOURCE
 
 log = logging.getLogger(__name__)
 
 COMMIT_RETRIES = 5
 INIT_CACHE = 1024
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 T = TypeVar("T")
 
 
@@ -93,12 +96,26 @@ class LiveView:
 
 
 class LiveService:
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, blobs: BlobStore, scratch: Path) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        blobs: BlobStore,
+        scratch: Path,
+        transcoder: LiveTranscoder,
+        transcodes: int = 2,
+    ) -> None:
+        """`transcodes`: how many WebM segments this instance transcodes at once (the rest wait their turn)."""
         self._uow = uow
         self._clock = clock
         self._blobs = blobs
         self._scratch = scratch
+        self._transcoder = transcoder
+        self._transcoding = asyncio.Semaphore(max(1, transcodes))
         self._inits: OrderedDict[tuple[str, int, str], fmp4.InitSegment] = OrderedDict()
+        self._headers: OrderedDict[tuple[str, int, str], tuple[bytes, webm.WebmHeader]] = OrderedDict()
+        self._stored_inits: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
 
     # -- uploads ----------------------------------------------------------------------------------------------------
 
@@ -106,13 +123,27 @@ class LiveService:
         """Store a run's init segment; the first one makes the recording watchable (it goes live)."""
         check_position(run)
         _verify(body, sha256)
-        init = fmp4.parse_init(body)
-        codecs, width, height = (
-            init.codecs,
-            init.video.width if init.video else 0,
-            init.video.height if init.video else 0,
-        )
-        described = LiveRun(run=run, init_sha256=sha256, init_size=len(body), codecs=codecs, width=width, height=height)
+        header: webm.WebmHeader | None = None
+        if body.startswith(EBML_MAGIC):
+            header = webm.parse_header(body)
+            width, height = header.live_size
+            described = LiveRun(
+                run=run,
+                init_sha256=sha256,
+                init_size=len(body),
+                codecs=webm_codecs(header),
+                width=width,
+                height=height,
+                source=WEBM,
+            )
+            has_audio = header.audio is not None
+        else:
+            init = fmp4.parse_init(body)
+            width, height = (init.video.width, init.video.height) if init.video else (0, 0)
+            described = LiveRun(
+                run=run, init_sha256=sha256, init_size=len(body), codecs=init.codecs, width=width, height=height
+            )
+            has_audio = init.audio is not None
 
         async def attempt(tx: UnitOfWork) -> Receipt:
             recording = await self._owned(tx, owner_id, recording_id)
@@ -130,20 +161,24 @@ class LiveService:
                     duration_ms=0,
                     width=width,
                     height=height,
-                    has_audio=init.audio is not None,
+                    has_audio=has_audio,
                     live=True,
                 )
                 recording.go_live(at=self._clock.now(), media=media)
                 await tx.recordings.save(recording)
             elif not media.live:
                 raise NotAcceptingSegments(recording)
-            await self._store(media_prefix(recording_id, media.generation) + init_path(run), body)
+            stored_as = webm_header_path(run) if header is not None else init_path(run)
+            await self._store(media_prefix(recording_id, media.generation) + stored_as, body)
             if existing is not None:
                 await tx.live.describe_run(recording_id, described)
             elif not await tx.live.add_run(recording_id, described, at=self._clock.now()):
                 raise ConcurrentUpdate(f"run {run} was stored meanwhile")
             await tx.commit()
-            self._remember(recording_id, run, sha256, init)
+            if header is not None:
+                _cache(self._headers, (recording_id, run, sha256), (body, header))
+            else:
+                _cache(self._inits, (recording_id, run, sha256), init)
             return Receipt(run, None, len(body), None, duplicate=False)
 
         return await self._retrying(attempt)
@@ -167,10 +202,14 @@ class LiveService:
         media = recording.media
         if media is None or not media.live:
             raise NotAcceptingSegments(recording)
+        if described.source == WEBM:
+            fragment = await self._transcode(recording_id, media.generation, described, body)
+        else:
+            fragment = body
         init = await self._init(recording_id, media.generation, described)
-        measured = fmp4.parse_segment(body, init)
-        segment = LiveSegment(run=run, index=index, size=len(body), sha256=sha256, duration_s=measured.duration_s)
-        await self._store(media_prefix(recording_id, media.generation) + segment_path(run, index), body)
+        measured = fmp4.parse_segment(fragment, init)
+        segment = LiveSegment(run=run, index=index, size=len(fragment), sha256=sha256, duration_s=measured.duration_s)
+        await self._store(media_prefix(recording_id, media.generation) + segment_path(run, index), fragment)
         async with self._uow() as tx:
             added = await tx.live.add_segment(recording_id, segment, at=self._clock.now())
             await tx.commit()
@@ -183,7 +222,7 @@ class LiveService:
         if recording.status is RecordingStatus.UPLOADING:
             # Completion may have been declared since the recording was read: try_complete reads afresh.
             await self.try_complete(recording_id)
-        return Receipt(run, index, len(body), measured.duration_s, duplicate=False)
+        return Receipt(run, index, len(fragment), measured.duration_s, duplicate=False)
 
     async def end_run(self, *, owner_id: str, recording_id: str, run: int, segments: int) -> LiveView:
         """The client says run `run` has segments 0..segments-1."""
@@ -315,13 +354,45 @@ class LiveService:
             chunk async for chunk in self._blobs.open(media_prefix(recording_id, generation) + init_path(run.run))
         ]
         init = fmp4.parse_init(b"".join(chunks))
-        self._remember(recording_id, run.run, run.init_sha256, init)
+        _cache(self._inits, key, init)
         return init
 
-    def _remember(self, recording_id: str, run: int, sha256: str, init: fmp4.InitSegment) -> None:
-        self._inits[(recording_id, run, sha256)] = init
-        while len(self._inits) > INIT_CACHE:
-            self._inits.popitem(last=False)
+    # -- WebM runs ----------------------------------------------------------------------------------------------------
+
+    async def _transcode(self, recording_id: str, generation: str, run: LiveRun, body: bytes) -> bytes:
+        """A WebM segment as the fMP4 media segment it transcodes to; the run's init segment is stored from the
+        first transcode this instance makes (every transcode of the run makes the same one)."""
+        prefix = media_prefix(recording_id, generation)
+        key = (recording_id, run.run, run.init_sha256)
+        if (cached := self._headers.get(key)) is None:
+            chunks = [chunk async for chunk in self._blobs.open(prefix + webm_header_path(run.run))]
+            raw = b"".join(chunks)
+            cached = (raw, webm.parse_header(raw))
+            _cache(self._headers, key, cached)
+        raw_header, header = cached
+        webm.parse_segment(body, header)
+        source = await asyncio.to_thread(_spill, self._scratch, raw_header + body)
+        target = source.with_suffix(".mp4")
+        try:
+            async with self._transcoding:
+                try:
+                    await self._transcoder.transcode_live(source, target, size=header.live_size)
+                except MediaRefused as exc:
+                    raise fmp4.BadSegment(str(exc)) from exc
+            produced = await asyncio.to_thread(target.read_bytes)
+        finally:
+            source.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+        init_bytes, media_bytes = split_init(produced)
+        init = fmp4.parse_init(init_bytes)
+        known = self._stored_inits.get(key)
+        if known is None:
+            await self._store(prefix + init_path(run.run), init_bytes)
+            _cache(self._stored_inits, key, init_bytes)
+        elif known != init_bytes:
+            raise RuntimeError(f"the live transcode of run {run.run} made a different init segment")
+        _cache(self._inits, key, init)
+        return media_bytes
 
     async def _store(self, key: str, data: bytes) -> None:
         path = await asyncio.to_thread(_spill, self._scratch, data)
@@ -354,6 +425,28 @@ def master_playlist(stream: LiveStream) -> str:
         codecs=codecs,
     )
     return hls.master_playlist([variant])
+
+
+def webm_codecs(header: webm.WebmHeader) -> str:
+    """CODECS of a WebM run's transcoded segments: H.264 High 4.1 (commands.LIVE_PROFILE) and Opus as it came."""
+    return ",".join(
+        codec for codec, present in (("avc1.640029", header.video), ("Opus", header.audio)) if present is not None
+    )
+
+
+def split_init(produced: bytes) -> tuple[bytes, bytes]:
+    """(init segment, media segment) of a fragmented MP4 file: the boxes before the first moof, and the rest."""
+    for box in fmp4.boxes(produced):
+        if box.kind == "moof":
+            return produced[: box.start], produced[box.start :]
+    raise fmp4.BadSegment("the segment holds no frames that could be decoded")
+
+
+def _cache(cache: OrderedDict[tuple[str, int, str], T], key: tuple[str, int, str], value: T) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > INIT_CACHE:
+        cache.popitem(last=False)
 
 
 def _verify(body: bytes, sha256: str) -> None:

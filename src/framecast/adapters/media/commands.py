@@ -301,3 +301,75 @@ def faststart_mp4(binary: str, source: Path, target: Path, *, threads: int) -> l
         "mp4",
         str(target),
     ]
+
+
+# A live WebM segment's timestamps are kept (-copyts), so consecutive segments, transcoded apart, follow on from
+# each other; shifted by this much because Opus starts a few milliseconds before zero (its codec delay), and an
+# MP4 fragment cannot start before zero.
+LIVE_OFFSET_S = 0.1
+# Live segments are encoded on the request path while the person records: fast, no B-frames (so decode order is
+# presentation order and every segment starts its own GOP), and quality good enough to build the ladder from.
+LIVE_PROFILE = ("-profile:v", "high", "-level:v", "4.1", "-pix_fmt", "yuv420p")
+
+
+def live_transcode(binary: str, source: Path, target: Path, *, size: tuple[int, int], threads: int) -> list[str]:
+    """One WebM live segment (header + clusters) as fragmented MP4: H.264 at `size` (fitted and padded, so a
+    resized window keeps one init segment), the audio copied, the settings fixed so every segment of a run
+    produces the same init segment."""
+    width, height = size
+    picture = (
+        [
+            "-map",
+            "0:v:0",
+            "-vf",
+            f"scale={width}:{height}:force_original_aspect_ratio=decrease,pad={width}:{height}:-1:-1,setsar=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-crf",
+            "21",
+            "-bf",
+            "0",
+            "-g",
+            "1000",
+            "-sc_threshold",
+            "0",
+            *LIVE_PROFILE,
+            "-fps_mode",
+            "passthrough",
+            "-video_track_timescale",
+            "90000",
+        ]
+        if width and height
+        else []
+    )
+    return [
+        *base_args(binary),
+        "-copyts",
+        *input_args(source, threads=threads, demuxers=("matroska,webm",)),
+        *picture,
+        "-map",
+        "0:a:0?",
+        "-c:a",
+        "copy",
+        "-map_metadata",
+        "-1",
+        "-fflags",
+        "+bitexact",
+        "-flags:v",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        "-output_ts_offset",
+        str(LIVE_OFFSET_S),
+        "-use_editlist",
+        "1",
+        "-movflags",
+        "+empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer",
+        "-f",
+        "mp4",
+        str(target),
+    ]

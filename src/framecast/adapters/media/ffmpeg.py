@@ -29,6 +29,7 @@ from framecast.ports import Progress
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 60.0
+LIVE_TIMEOUT_SECONDS = 120.0
 STDERR_KEEP = 4096
 # Lines of ffmpeg's stderr that mean the input itself is bad: retrying cannot help.
 _DATA_ERRORS = (
@@ -193,6 +194,21 @@ class FFmpegTools:
     async def faststart_mp4(self, source: Path, target: Path, *, duration_s: float) -> None:
         await self._ffmpeg(commands.faststart_mp4(self.binary, source, target, threads=self._threads), duration_s, None)
 
+    # -- live WebM (the LiveTranscoder port) ------------------------------------------------------------------------
+
+    async def transcode_live(self, source: Path, target: Path, *, size: tuple[int, int]) -> None:
+        """Someone is waiting on this one (a viewer of the live link): it runs at the server's priority, not the
+        media work's."""
+        argv = commands.live_transcode(self.binary, source, target, size=size, threads=self._threads)
+        code, _, err = await _run(argv, timeout=LIVE_TIMEOUT_SECONDS, nice=False)
+        if code == 0:
+            return
+        detail = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+        if code > 0:
+            log.info("the live transcode refused its input: %s", detail)
+            raise MediaRefused(f"the segment could not be decoded ({detail})")
+        raise MediaToolError(f"the live transcode failed ({detail})")
+
     # -- running -----------------------------------------------------------------------------------------------------
 
     async def _ffmpeg(self, argv: list[str], length: MediaInfo | float, progress: Progress | None) -> None:
@@ -221,25 +237,35 @@ MEDIA_NICENESS = 10
 
 def _die_with_parent() -> None:
     """In the child, before exec: be killed when the worker dies, even by kill -9, so no encode outlives its job
-    (ffmpeg ignores the broken progress pipe and would otherwise run to the end as an orphan); and step back for
-    the server (MEDIA_NICENESS)."""
+    (ffmpeg ignores the broken progress pipe and would otherwise run to the end as an orphan)."""
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _die_with_parent_yielding() -> None:
+    """As _die_with_parent, and step back for the server (MEDIA_NICENESS)."""
+    _die_with_parent()
     os.nice(MEDIA_NICENESS)
 
 
 async def _run(
-    argv: Sequence[str], *, timeout: float, duration_s: float = 0.0, progress: Progress | None = None
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    duration_s: float = 0.0,
+    progress: Progress | None = None,
+    nice: bool = True,
 ) -> tuple[int, str, str]:
     """Run `argv`, feeding `progress` from its `-progress` lines; kill it on timeout or cancellation."""
+    prepare = _die_with_parent_yielding if nice else _die_with_parent
     process = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=prepare if sys.platform == "linux" else None,
     )
     out: list[str] = []
     err = bytearray()

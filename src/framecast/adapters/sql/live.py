@@ -32,6 +32,7 @@ class SqlLiveRepository:
                 codecs=row["codecs"],
                 width=row["width"],
                 height=row["height"],
+                source=row["source"],
                 ended=row["ended"],
             )
             for row in (await self._conn.execute(runs_query)).mappings()
@@ -54,6 +55,7 @@ class SqlLiveRepository:
             "codecs": run.codecs,
             "width": run.width,
             "height": run.height,
+            "source": run.source,
             "ended": run.ended,
             "created_at": at,
         }
@@ -70,6 +72,7 @@ class SqlLiveRepository:
                 codecs=run.codecs,
                 width=run.width,
                 height=run.height,
+                source=run.source,
             )
         )
 

@@ -215,6 +215,7 @@ live_runs = Table(
     Column("codecs", String(200), nullable=False),
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
+    Column("source", String(8), nullable=False, server_default="mp4"),
     Column("ended", Integer, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
 )
