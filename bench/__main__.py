@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import bench_agent, bench_live, bench_processing, bench_sessions, bench_uploads, bench_web
+from bench import bench_agent, bench_live, bench_live_webm, bench_processing, bench_sessions, bench_uploads, bench_web
 from bench.runner import Table, describe_machine, raise_nofile_limit
 
 # Wide enough that no table wraps its cells when the output goes to a file.
@@ -31,6 +31,7 @@ REGISTRY: dict[str, Benchmark] = {
     "agent": bench_agent.agent,
     "watch_page": bench_web.watch_page,
     "live": bench_live.live,
+    "live_webm": bench_live_webm.live_webm,
 }
 
 

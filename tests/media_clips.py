@@ -117,7 +117,13 @@ def split_fragments(path: Path) -> tuple[bytes, list[bytes]]:
 
 
 def live_webm(
-    target: Path, *, seconds: float = 6.0, size: str = "320x180", codec: str = "libvpx", video: bool = True
+    target: Path,
+    *,
+    seconds: float = 6.0,
+    size: str = "320x180",
+    codec: str = "libvpx",
+    video: bool = True,
+    bitrate: str = "500k",
 ) -> Path:
     """A WebM as a browser's MediaRecorder streams it (written to a pipe: unknown sizes, no cues), with a keyframe
     every second as framecast's recorder asks for, and a cluster every second."""
@@ -125,7 +131,7 @@ def live_webm(
         ["-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds}"] if video else []
     )  # fmt: skip
     encode = (
-        ["-c:v", codec, "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-g", "30"] if video else []
+        ["-c:v", codec, "-deadline", "realtime", "-cpu-used", "8", "-b:v", bitrate, "-g", "30"] if video else []
     )  # fmt: skip
     _ffmpeg(
         [
