@@ -151,19 +151,22 @@ def split_webm(path: Path, *, min_seconds: float = 1.8) -> tuple[bytes, list[byt
     data = path.read_bytes()
     clusters = list(_clusters(data))
     header = data[: clusters[0][0]]
+    has_video = any(keyframe is not None for *_, keyframe in clusters)
     segments: list[bytes] = []
     start, start_time = clusters[0][0], clusters[0][2]
     for begin, _, time, keyframe in clusters[1:]:
-        if keyframe and time - start_time >= min_seconds * 1000:
+        # A cluster with no video block cannot start a segment: its picture carries on from the one before.
+        cut = keyframe if has_video else True
+        if cut and time - start_time >= min_seconds * 1000:
             segments.append(data[start:begin])
             start, start_time = begin, time
     segments.append(data[start:])
     return header, segments
 
 
-def _clusters(data: bytes) -> list[tuple[int, int, int, bool]]:
-    """(start, end, timecode in ms, starts on a video keyframe or has no video) of each Cluster, unknown sizes
-    included. Track 1 is the video (ffmpeg numbers the video first)."""
+def _clusters(data: bytes) -> list[tuple[int, int, int, bool | None]]:
+    """(start, end, timecode in ms, whether its first video block is a keyframe: None without one) of each
+    Cluster, unknown sizes included. Track 1 is the video (ffmpeg and Chromium number the video first)."""
 
     def number(at: int, marker: bool) -> tuple[int, int]:
         length = 1
@@ -198,6 +201,6 @@ def _clusters(data: bytes) -> list[tuple[int, int, int, bool]]:
             elif kind == 0xA3 and keyframe is None and number(payload, True)[0] == 1:
                 keyframe = bool(data[payload + number(payload, True)[1] + 2] & 0x80)
             child = child_end
-        out.append((at, child, time, keyframe is not False))
+        out.append((at, child, time, keyframe))
         at = child
     return out
