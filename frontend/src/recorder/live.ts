@@ -1,7 +1,9 @@
-// MP4 recordings go up as live segments (docs/live.md): MediaRecorder's fragmented MP4 is cut into the init segment
-// and segments of whole fragments (recorder/boxes.ts, recorder/segments.ts), and each is PUT as soon as it is whole,
-// with its SHA-256 in Content-Digest. The share link plays while recording; at stop the last segment goes up, the
-// run is ended, and completion makes the recording READY at once, with no processing in between.
+// Recordings go up as live segments (docs/live.md): MediaRecorder's stream is cut into an init segment and segments
+// of about two seconds, and each is PUT as soon as it is whole, with its SHA-256 in Content-Digest. MP4 (Chromium
+// 126+, Safari) is cut at its fragments (recorder/boxes.ts, recorder/segments.ts) and played as it is, with no
+// transcode; WebM (Firefox) is cut at Clusters that start on a keyframe (recorder/webm.ts) and the server transcodes
+// each segment as it arrives. The share link plays while recording; at stop the last segment goes up, the run is
+// ended, and completion makes the recording READY at once, with no processing in between.
 //
 // The whole recording is one run: MediaRecorder's pause and resume keep one stream whose timestamps leave the pause
 // out (checked in Chromium), so there is nothing for a discontinuity to mark.
@@ -10,13 +12,16 @@
 // are retried with backoff for as long as the page is open (at once when the browser says it is online again). A
 // segment the server found damaged (400 segment_corrupt) is sent again as it was; a segment whose init segment the
 // server does not have (409 init_missing) waits for the init segment to be sent again. If the MP4 turns out not to
-// be fragmented, nothing has been sent yet, and the recording goes up whole through tus instead.
+// be fragmented or the WebM not to be WebM, nothing has been sent yet, and the recording goes up whole through tus
+// instead; so does WebM whose codecs the server cannot transcode live (415 unsupported_media for the init segment),
+// which is why WebM's chunks are kept until the server has taken its init segment.
 
 import { type Answer, request } from "../api";
-import { BoxError, BoxSplitter } from "./boxes";
-import { NotFragmented, Segmenter } from "./segments";
-import type { Transport, TransportEvents } from "./transport";
+import { BoxError } from "./boxes";
+import { NotFragmented, type Segment } from "./segments";
+import type { Cutter, LiveFormat, Transport, TransportEvents } from "./transport";
 import { OFFLINE, UploadRefused } from "./upload";
+import { WebmError } from "./webm";
 
 const RUN = 1;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 10_000, 15_000];
@@ -49,10 +54,10 @@ export class LiveTransport implements Transport {
   private recorded = 0;
   private sent = 0;
   private readonly base: string;
-  private readonly splitter = new BoxSplitter();
-  private readonly segmenter = new Segmenter();
+  private readonly cutter: Cutter;
   private reading: Promise<void> = Promise.resolve();
-  /** The chunks as recorded, until the stream is known to be fragmented MP4 (then null): a fallback sends them. */
+  /** The chunks as recorded, until the stream is known to go up as segments (then null): a fallback sends them. For
+   * MP4 that is once the init segment is cut; for WebM once the server has taken it. */
   private held: Blob[] | null = [];
   private fallback: Transport | null = null;
   private init: Piece | null = null;
@@ -73,7 +78,9 @@ export class LiveTransport implements Transport {
     recordingId: string,
     private readonly events: TransportEvents,
     private readonly makeFallback: () => Transport,
+    private readonly format: LiveFormat,
   ) {
+    this.cutter = format.cutter;
     this.base = `/api/v1/recordings/${recordingId}/live`;
     window.addEventListener("online", this.onOnline);
   }
@@ -131,7 +138,7 @@ export class LiveTransport implements Transport {
       }
       void this.pump();
       await this.drained();
-      if (missing.some((gap) => gap.index === null)) await this.post(`${RUN}/end`, { segments: this.segmenter.count });
+      if (missing.some((gap) => gap.index === null)) await this.post(`${RUN}/end`, { segments: this.cutter.count });
     }
   }
 
@@ -160,35 +167,39 @@ export class LiveTransport implements Transport {
     if (this.fallback || this.refused || this.over) return;
     try {
       const bytes = new Uint8Array(await chunk.arrayBuffer());
-      this.take(this.segmenter.push(this.splitter.push(bytes)));
+      this.take(this.cutter.push(bytes));
     } catch (error) {
       this.broken(error);
     }
   }
 
   /** Queue the init segment (once it is whole) and the segments that are. */
-  private take(segments: { index: number; bytes: Uint8Array<ArrayBuffer> }[]): void {
-    if (this.init === null && this.segmenter.init !== null) {
-      this.held = null; // fragmented MP4: from here on the segments are what goes up
-      this.init = piece(null, this.segmenter.init);
+  private take(segments: Segment[]): void {
+    const type = this.format.contentType;
+    if (this.init === null && this.cutter.init !== null) {
+      if (!this.format.transcoded) this.held = null; // fragmented MP4: from here on the segments are what goes up
+      this.init = piece(null, this.cutter.init, type);
       this.queue.push(this.init);
     }
-    for (const segment of segments) this.queue.push(piece(segment.index, segment.bytes));
+    for (const segment of segments) this.queue.push(piece(segment.index, segment.bytes, type));
     void this.pump();
   }
 
   private broken(error: unknown): void {
-    const held = this.held;
-    if (held && (error instanceof NotFragmented || error instanceof BoxError)) {
-      // Nothing has gone up yet: the recording goes up whole, to be processed after stop.
-      this.held = null;
-      window.removeEventListener("online", this.onOnline);
-      this.fallback = this.makeFallback();
-      for (const chunk of held) this.fallback.push(chunk);
-      return;
-    }
+    const uncut = error instanceof NotFragmented || error instanceof BoxError || error instanceof WebmError;
+    if (this.held && this.init === null && uncut) return this.goWhole(this.held);
     const message = error instanceof Error ? error.message : String(error);
     this.refuse(new UploadRefused(`The browser's recording could not be cut into segments (${message}).`));
+  }
+
+  /** Nothing has gone up as segments: the recording goes up whole instead, to be processed after stop. */
+  private goWhole(held: Blob[]): void {
+    this.held = null;
+    this.queue.length = 0;
+    this.clear();
+    window.removeEventListener("online", this.onOnline);
+    this.fallback = this.makeFallback();
+    for (const chunk of held) this.fallback.push(chunk);
   }
 
   /** The recorder has stopped: the last segment, then the run's end. */
@@ -196,16 +207,15 @@ export class LiveTransport implements Transport {
     await this.reading;
     if (!this.fallback && !this.refused && !this.over) {
       try {
-        this.take(this.segmenter.push(this.splitter.end()));
-        this.take(this.segmenter.end());
+        this.take(this.cutter.end());
       } catch (error) {
         this.broken(error);
       }
     }
-    if (this.fallback) return this.fallback.end();
-    await this.drained();
-    if (this.init === null || this.segmenter.count === 0) throw new UploadRefused("The browser recorded nothing that can be played.");
-    await this.post(`${RUN}/end`, { segments: this.segmenter.count });
+    if (!this.fallback) await this.drained();
+    if (this.fallback) return this.fallback.end(); // also when the server has refused the codecs meanwhile
+    if (this.init === null || this.cutter.count === 0) throw new UploadRefused("The browser recorded nothing that can be played.");
+    await this.post(`${RUN}/end`, { segments: this.cutter.count });
   }
 
   // -- sending ----------------------------------------------------------------------------------------------------
@@ -231,7 +241,7 @@ export class LiveTransport implements Transport {
     const path = `${this.base}/${RUN}/${piece.index ?? "init"}`;
     let corrupt = 0;
     for (let attempt = 0; !this.over; attempt += 1) {
-      const headers = { "Content-Type": "video/mp4", "Content-Digest": await piece.digest };
+      const headers = { "Content-Type": this.format.contentType, "Content-Digest": await piece.digest };
       const answer = await this.send(path, { method: "PUT", body: piece.body, headers });
       if (this.over) return false;
       if (answer && answer.status >= 200 && answer.status < 300) {
@@ -241,6 +251,10 @@ export class LiveTransport implements Transport {
       if (answer?.code === "segment_corrupt" && corrupt < CORRUPT_RESENDS) {
         corrupt += 1; // damaged on the way: the same bytes again
         continue;
+      }
+      if (answer?.code === "unsupported_media" && piece.index === null && this.held) {
+        this.goWhole(this.held); // the server cannot transcode these codecs as they arrive
+        return false;
       }
       if (answer?.code === "init_missing" && piece.index !== null && this.init) {
         if (!(await this.deliver(this.init))) return false;
@@ -292,7 +306,9 @@ export class LiveTransport implements Transport {
     if (piece.accepted) return;
     piece.accepted = true;
     this.sent += piece.size;
-    if (piece.index !== null) {
+    if (piece.index === null) {
+      this.held = null; // the server takes the recording as segments
+    } else {
       this.retained.set(piece.index, piece);
       this.retainedBytes += piece.size;
       for (const [index, old] of this.retained) {
@@ -359,10 +375,10 @@ export class LiveTransport implements Transport {
   };
 }
 
-function piece(index: number | null, bytes: Uint8Array<ArrayBuffer>): Piece {
+function piece(index: number | null, bytes: Uint8Array<ArrayBuffer>, type: string): Piece {
   // The digest is taken from the bytes now; afterwards only the Blob is kept (the browser may keep it on disk).
   const digest = crypto.subtle.digest("SHA-256", bytes).then((hash) => `sha-256=:${base64(new Uint8Array(hash))}:`);
-  return { index, body: new Blob([bytes], { type: "video/mp4" }), size: bytes.length, digest, accepted: false };
+  return { index, body: new Blob([bytes], { type }), size: bytes.length, digest, accepted: false };
 }
 
 /** Worth another try: no answer, a server error, a lock, too many requests, a timeout. */

@@ -99,9 +99,9 @@ export function captureProblem(error: unknown, what: string): CaptureError {
   }
 }
 
-// Preferred first. MP4/H.264 where the browser records it (Chromium 126+, Safari): its fragments go up as live HLS
-// segments with no encode; Chromium builds without an AAC encoder offer H.264 with Opus. WebM (VP9, VP8) for the
-// rest (Firefox), uploaded whole and transcoded.
+// Preferred first. MP4/H.264 where the browser records it (Chromium 126+, Safari): its fragments go up as live fMP4
+// segments played with no transcode; Chromium builds without an AAC encoder offer H.264 with Opus. WebM (VP9, VP8)
+// for the rest (Firefox): it goes up as live WebM segments that the server transcodes as they arrive.
 const VIDEO_TYPES = [
   "video/mp4;codecs=avc1.42E01F,mp4a.40.2",
   "video/mp4;codecs=avc1.42E01F,opus",
@@ -124,9 +124,10 @@ export function fileName(mimeType: string): string {
   return `recording.${sub === "mp4" ? (mimeType.startsWith("audio") ? "m4a" : "mp4") : sub}`;
 }
 
-/** A MediaRecorder for `stream`: a bitrate for the picture size and, for video, a keyframe every second (Chromium
- * starts an MP4 fragment at each, so every live segment starts on one; the server can cut WebM anywhere). Chromium takes that as a duration; others may take a frame count; giving both
- * is an error in Chromium, so the duration is offered first and the count only where it was not read. */
+/** A MediaRecorder for `stream`: a bitrate for the picture size and, for video, a keyframe every second (every live
+ * segment starts on one: Chromium starts an MP4 fragment at each, and WebM is cut before a Cluster that starts with
+ * one, so keyframes far apart make long segments). Chromium takes that as a duration; others may take a frame count;
+ * giving both is an error in Chromium, so the duration is offered first and the count only where it was not read. */
 export function createRecorder(stream: MediaStream, mimeType: string, size: Size | null): MediaRecorder {
   const base: MediaRecorderOptions = { mimeType, audioBitsPerSecond: 128_000 };
   if (!size) return new MediaRecorder(stream, base);
