@@ -11,11 +11,14 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -215,3 +218,32 @@ async def drive_to_uploading(base_url: str, token: str) -> tuple[str, str]:
         while (message := json.loads(await ws.recv()))["type"] != "UPLOAD_READY":
             pass
     return recording["id"], message["data"]["upload_url"]
+
+
+# -- the browser recorder's cutters, run with node (tests/js/recorder_*.mjs) --------------------------------------
+
+ESBUILD = Path(__file__).parents[1] / "frontend" / "node_modules" / "esbuild"
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The node binary, with the front end's dependencies installed (esbuild bundles the recorder's modules)."""
+    found = shutil.which("node")
+    if found is None or not ESBUILD.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("node and the front end's npm dependencies (make setup) are needed")
+        pytest.skip("node or the front end's npm dependencies are missing (make setup)")
+    return found
+
+
+def run_recorder_script(node: str, script: str, path: Path, *args: str) -> list[dict[str, Any]]:
+    """Run tests/js/`script` on `path`; the JSON objects it prints, one per line."""
+    done = subprocess.run(
+        [node, str(Path(__file__).parent / "js" / script), str(path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]

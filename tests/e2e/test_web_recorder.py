@@ -13,10 +13,7 @@ import contextlib
 import hashlib
 import itertools
 import json
-import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, WebSocketRoute, expect
 
 from browser import WebServer, browser, collect_errors, screenshot, sign_in, web_server
+from conftest import run_recorder_script
 from framecast.domain import fmp4
 from media_clips import video
 
@@ -546,27 +544,9 @@ def test_the_time_limit_stops_the_recording_and_keeps_it(tmp_path: Path, chromiu
 
 # -- the recorder's MP4 splitter (frontend/src/recorder/boxes.ts, segments.ts), run with node -----------------------
 
-JS_SCRIPT = Path(__file__).parents[1] / "js" / "recorder_segments.mjs"
-ESBUILD = Path(__file__).parents[2] / "frontend" / "node_modules" / "esbuild"
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The node binary, with the front end's dependencies installed (esbuild bundles the recorder's modules)."""
-    node = shutil.which("node")
-    if node is None or not ESBUILD.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("node and the front end's npm dependencies (make setup) are needed")
-        pytest.skip("node or the front end's npm dependencies are missing (make setup)")
-    return node
-
 
 def split_with_recorder(node: str, path: Path, *args: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [node, str(JS_SCRIPT), str(path), *args], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
+    return run_recorder_script(node, "recorder_segments.mjs", path, *args)
 
 
 def with_large_sizes(data: bytes) -> bytes:

@@ -7,10 +7,7 @@ arrives in, the header and segments must be the recorded bytes, cut only where a
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +16,7 @@ from typing import Any, NamedTuple
 import imageio_ffmpeg  # type: ignore[import-untyped]
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "js" / "recorder_webm.mjs"
-ESBUILD = Path(__file__).parents[2] / "frontend" / "node_modules" / "esbuild"
+from conftest import run_recorder_script
 
 SEGMENT = 0x18538067
 CLUSTER = 0x1F43B675
@@ -216,23 +212,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The node binary, with the front end's dependencies installed (esbuild bundles the recorder's modules)."""
-    node = shutil.which("node")
-    if node is None or not ESBUILD.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("node and the front end's npm dependencies (make setup) are needed")
-        pytest.skip("node or the front end's npm dependencies are missing (make setup)")
-    return node
-
-
 def cut(node: str, path: Path, *args: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [node, str(SCRIPT), str(path), *args], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
+    return run_recorder_script(node, "recorder_webm.mjs", path, *args)
 
 
 # -- the tests ------------------------------------------------------------------------------------------------------

@@ -8,42 +8,18 @@
 // "index", "size", "seconds"} for each segment, then {"event": "end"}; or {"event": "error", "name", "message"}
 // when the code refuses the file (exit status 0 either way; 1 only when this script itself fails).
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { recorderModules, seededRandom } from "./recorder_bundle.mjs";
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
   options: { seed: { type: "string", default: "1" }, "max-piece": { type: "string", default: "70000" } },
 });
 
-const frontend = fileURLToPath(new URL("../../frontend/", import.meta.url));
-const { build } = createRequire(`${frontend}package.json`)("esbuild");
-const bundled = await build({
-  stdin: {
-    contents: 'export { BoxSplitter } from "./boxes"; export { Segmenter } from "./segments";',
-    resolveDir: `${frontend}src/recorder`,
-    loader: "ts",
-  },
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  write: false,
-  logLevel: "error",
-});
-const { BoxSplitter, Segmenter } = await import(
-  `data:text/javascript;base64,${Buffer.from(bundled.outputFiles[0].text).toString("base64")}`
+const { BoxSplitter, Segmenter } = await recorderModules(
+  'export { BoxSplitter } from "./boxes"; export { Segmenter } from "./segments";',
 );
-
-// mulberry32: small, seeded, good enough to vary piece sizes reproducibly.
-let state = Number(args.seed) >>> 0;
-const random = () => {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+const random = seededRandom(args.seed);
 
 const data = new Uint8Array(await readFile(positionals[0]));
 const maxPiece = Number(args["max-piece"]);

@@ -9,10 +9,9 @@
 // when the code refuses the file (exit status 0 either way; 1 only when this script itself fails). With --out, the
 // header is written to DIR/init.webm and each segment to DIR/00000.webm, DIR/00001.webm, ...
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { recorderModules, seededRandom } from "./recorder_bundle.mjs";
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -23,29 +22,8 @@ const { values: args, positionals } = parseArgs({
   },
 });
 
-const frontend = fileURLToPath(new URL("../../frontend/", import.meta.url));
-const { build } = createRequire(`${frontend}package.json`)("esbuild");
-const bundled = await build({
-  stdin: { contents: 'export { WebmCutter } from "./webm";', resolveDir: `${frontend}src/recorder`, loader: "ts" },
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  write: false,
-  logLevel: "error",
-});
-const { WebmCutter } = await import(
-  `data:text/javascript;base64,${Buffer.from(bundled.outputFiles[0].text).toString("base64")}`
-);
-
-// mulberry32: small, seeded, good enough to vary piece sizes reproducibly.
-let state = Number(args.seed) >>> 0;
-const random = () => {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+const { WebmCutter } = await recorderModules('export { WebmCutter } from "./webm";');
+const random = seededRandom(args.seed);
 
 const data = new Uint8Array(await readFile(positionals[0]));
 const maxPiece = Number(args["max-piece"]);
