@@ -51,16 +51,7 @@ export class BoxSplitter {
   }
 
   private take(size: number): Box {
-    const bytes = new Uint8Array(size);
-    let filled = 0;
-    while (filled < size) {
-      const piece = this.pieces[0] as Uint8Array;
-      const used = Math.min(piece.length, size - filled);
-      bytes.set(used === piece.length ? piece : piece.subarray(0, used), filled);
-      filled += used;
-      if (used === piece.length) this.pieces.shift();
-      else this.pieces[0] = piece.subarray(used);
-    }
+    const bytes = takeBytes(this.pieces, size);
     this.waiting -= size;
     this.offset += size;
     this.size = null;
@@ -133,4 +124,19 @@ export function* children(bytes: Uint8Array, start: number, end: number): Genera
     yield [typeAt(bytes, at), body, at + size];
     at += size;
   }
+}
+
+/** The first `size` bytes of `pieces` (a stream as it arrived), in one piece; they are dropped from `pieces`. */
+export function takeBytes(pieces: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  let filled = 0;
+  while (filled < size) {
+    const piece = pieces[0] as Uint8Array;
+    const used = Math.min(piece.length, size - filled);
+    bytes.set(used === piece.length ? piece : piece.subarray(0, used), filled);
+    filled += used;
+    if (used === piece.length) pieces.shift();
+    else pieces[0] = piece.subarray(used);
+  }
+  return bytes;
 }

@@ -9,6 +9,7 @@
 // and none cuts a live stream at Cluster and keyframe boundaries as it arrives, in pieces that split elements
 // anywhere, with the unknown sizes MediaRecorder writes.
 
+import { takeBytes } from "./boxes";
 import { MIN_SEGMENT_S, type Segment } from "./segments";
 
 // However long it lasts, a segment is sent once it holds this much (at its next cut point).
@@ -235,17 +236,7 @@ export class WebmCutter {
 
   /** The stream from `kept` up to `end`, in one piece; it is dropped from `pieces`. */
   private take(end: number): Uint8Array<ArrayBuffer> {
-    const size = end - this.kept;
-    const bytes = new Uint8Array(size);
-    let filled = 0;
-    while (filled < size) {
-      const piece = this.pieces[0] as Uint8Array;
-      const used = Math.min(piece.length, size - filled);
-      bytes.set(used === piece.length ? piece : piece.subarray(0, used), filled);
-      filled += used;
-      if (used === piece.length) this.pieces.shift();
-      else this.pieces[0] = piece.subarray(used);
-    }
+    const bytes = takeBytes(this.pieces, end - this.kept);
     this.kept = end;
     return bytes;
   }

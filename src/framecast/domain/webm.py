@@ -9,6 +9,7 @@ when the segment is transcoded; this module only decides whether they are worth 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from framecast.domain.errors import DomainError
@@ -105,7 +106,7 @@ def parse_header(data: bytes) -> WebmHeader:
         if element.ident == INFO and (found := _children(data, element).get(TIMECODE_SCALE)) is not None:
             scale = _uint(data, found) or DEFAULT_TIMECODE_SCALE
         elif element.ident == TRACKS:
-            tracks = [_track(data, entry) for entry in _all(data, element, TRACK_ENTRY)]
+            tracks = [_track(data, entry) for entry in _each(data, element) if entry.ident == TRACK_ENTRY]
         at = element.end
     videos = [t for t in tracks if t.kind == "video"]
     audios = [t for t in tracks if t.kind == "audio"]
@@ -139,7 +140,7 @@ def parse_segment(data: bytes, header: WebmHeader) -> WebmSegment:
         if element.ident != CLUSTER:
             raise BadSegment(f"a segment holds Clusters only, not element 0x{element.ident:X}")
         clusters += 1
-        for child in _cluster_children(data, element):
+        for child in _each(data, element):
             if child.ident == TIMECODE and start is None:
                 start = _uint(data, child)
             elif keyframe is None and header.video is not None and child.ident in (SIMPLE_BLOCK, BLOCK_GROUP):
@@ -199,35 +200,21 @@ def _unknown_end(data: bytes, at: int, end: int) -> int:
     return end
 
 
+def _each(data: bytes, parent: _Element) -> Iterator[_Element]:
+    """The elements directly inside `parent`, in order."""
+    at = parent.body
+    while at < parent.end:
+        child = _element(data, at, parent.end)
+        yield child
+        at = child.end
+
+
 def _children(data: bytes, parent: _Element) -> dict[int, _Element]:
+    """The first child of each ID."""
     found: dict[int, _Element] = {}
-    at = parent.body
-    while at < parent.end:
-        child = _element(data, at, parent.end)
+    for child in _each(data, parent):
         found.setdefault(child.ident, child)
-        at = child.end
     return found
-
-
-def _all(data: bytes, parent: _Element, ident: int) -> list[_Element]:
-    out = []
-    at = parent.body
-    while at < parent.end:
-        child = _element(data, at, parent.end)
-        if child.ident == ident:
-            out.append(child)
-        at = child.end
-    return out
-
-
-def _cluster_children(data: bytes, cluster: _Element) -> list[_Element]:
-    out = []
-    at = cluster.body
-    while at < cluster.end:
-        child = _element(data, at, cluster.end)
-        out.append(child)
-        at = child.end
-    return out
 
 
 def _uint(data: bytes, element: _Element) -> int:
