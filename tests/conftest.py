@@ -247,3 +247,107 @@ def run_recorder_script(node: str, script: str, path: Path, *args: str) -> list[
     )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+# -- a Kafka-protocol broker (scripts/services/tansu.sh) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_url() -> str:
+    """A kafka://host:port event bus URL; tests name their own topics (and so consumer groups) to never collide."""
+    return require_service("FRAMECAST_TEST_KAFKA_URL")
+
+
+# -- an S3 service (scripts/services/ceph-rgw.sh) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Service:
+    """An S3 endpoint and its credentials, from FRAMECAST_TEST_S3_URL = http://ACCESS_KEY:SECRET_KEY@host:port."""
+
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    region: str = "us-east-1"
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=self.region,
+        )
+
+    def options(self, bucket: str, prefix: str = "") -> Any:
+        """S3Options for the adapters (framecast.adapters.blobs.s3) on `bucket` under `prefix`."""
+        from framecast.adapters.blobs.s3 import S3Options
+
+        return S3Options(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            addressing_style="path",
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+        )
+
+    def settings(self, bucket: str, prefix: str = "framecast") -> dict[str, Any]:
+        """Settings that keep framecast's blobs and uploads in `bucket` under `prefix` (for Settings.model_copy)."""
+        from pydantic import SecretStr
+
+        return {
+            "storage_url": f"s3://{bucket}/{prefix}",
+            "s3_endpoint_url": self.endpoint_url,
+            "s3_region": self.region,
+            "s3_addressing_style": "path",
+            "s3_access_key_id": self.access_key_id,
+            "s3_secret_access_key": SecretStr(self.secret_access_key),
+        }
+
+
+@pytest.fixture(scope="session")
+def s3_url() -> str:
+    return require_service("FRAMECAST_TEST_S3_URL")
+
+
+@pytest.fixture(scope="session")
+def s3_service(s3_url: str) -> S3Service:
+    parsed = httpx.URL(s3_url)
+    if not parsed.username or not parsed.password:
+        pytest.fail("FRAMECAST_TEST_S3_URL must carry the keys: http://ACCESS_KEY:SECRET_KEY@host:port")
+    return S3Service(
+        endpoint_url=f"{parsed.scheme}://{parsed.host}:{parsed.port or 80}",
+        access_key_id=parsed.username,
+        secret_access_key=parsed.password,
+    )
+
+
+@pytest.fixture
+def s3_client(s3_service: S3Service) -> Iterator[Any]:
+    """A boto3 client of the service, to look at (or tamper with) what framecast stored."""
+    client = s3_service.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def s3_bucket(s3_service: S3Service, run_id: str) -> Iterator[str]:
+    """A fresh bucket for one test, emptied (objects and unfinished multipart uploads) and removed afterwards."""
+    name = f"framecast-{run_id}-{secrets.token_hex(4)}"
+    client = s3_service.client()
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=name):
+            for upload in page.get("Uploads", []):
+                client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            if keys := [{"Key": item["Key"]} for item in page.get("Contents", [])]:
+                client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        client.delete_bucket(Bucket=name)
+        client.close()

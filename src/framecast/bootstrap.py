@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,11 +18,24 @@ from framecast.adapters.blobs.files import FileBlobStore, FileUploadStore
 from framecast.adapters.bus.memory import MemoryEventBus
 from framecast.adapters.clock import SystemClock
 from framecast.adapters.live.memory import MemoryLiveState
+from framecast.adapters.locks.memory import MemoryLocks
 from framecast.adapters.media.ffmpeg import FFmpegTools, locate_ffmpeg
 from framecast.adapters.sql.database import SqlUnitOfWork, create_engine
 from framecast.adapters.sql.migrate import upgrade_async
+from framecast.adapters.sql.outbox import SqlRelayLock
 from framecast.domain import events as ev
-from framecast.ports import Clock, EventBus, EventHandler, LiveState, UnitOfWorkFactory
+from framecast.ports import (
+    BlobStore,
+    BrokeredEventBus,
+    Clock,
+    EventBus,
+    EventHandler,
+    LiveState,
+    Locks,
+    Pingable,
+    UnitOfWorkFactory,
+    UploadStore,
+)
 from framecast.services.events import OutboxRelay, TransactionalHandler, deduplicated
 from framecast.services.live import LiveService
 from framecast.services.media_links import MediaSigner
@@ -45,8 +59,9 @@ class Container:
     engine: AsyncEngine
     uow: UnitOfWorkFactory
     live: LiveState
-    blobs: FileBlobStore
-    bus: MemoryEventBus
+    locks: Locks
+    blobs: BlobStore
+    bus: EventBus
     relay: OutboxRelay
     tickets: Tickets
     media_signer: MediaSigner
@@ -63,10 +78,21 @@ class Container:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    def dependencies(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """A readiness probe for every service this instance depends on, by name (what /readyz reports)."""
+        probes: dict[str, Callable[[], Awaitable[None]]] = {
+            "database": self.ping_database,
+            "live_state": self.live.ping,
+        }
+        for name, part in (("locks", self.locks), ("blob_storage", self.blobs), ("event_bus", self.bus)):
+            if isinstance(part, Pingable):
+                probes[name] = part.ping
+        return probes
+
     def start_background(self) -> None:
         """Start the loops every instance runs: outbox relay, deadline sweeper, upload expiry (safe to run anywhere),
         and the job worker unless the settings leave jobs to `framecast worker` processes."""
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self._relay_events(), name="outbox-relay"))
         interval = self.settings.sweep_interval_seconds
         for name, step, every in (
             ("deadline-sweeper", self.recordings.sweep, interval),
@@ -79,6 +105,12 @@ class Container:
 
     def start_worker(self) -> None:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="job-worker"))
+
+    async def _relay_events(self) -> None:
+        """Connect the event bus to its broker (retrying until it answers), then relay the outbox to it forever."""
+        if isinstance(self.bus, BrokeredEventBus):
+            await _connect_bus(self.bus)
+        await self.relay.run()
 
     async def _every_sweep(self, name: str, step: Callable[[], Awaitable[int]], interval: float) -> None:
         while True:
@@ -100,29 +132,33 @@ class Container:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if isinstance(self.bus, BrokeredEventBus):
+            await self.bus.close()
         await self.live.close()
+        await self.locks.close()
+        if isinstance(self.blobs, _ClosingStore):
+            await self.blobs.aclose()
         await self.engine.dispose()
 
 
 async def build_container(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Container:
     """Connect to what `settings` name (migrating the database first unless told not to) and wire the services."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.event_bus_url != "memory://":
-        raise ValueError(f"FRAMECAST_EVENT_BUS_URL {settings.event_bus_url!r} is not supported: use memory://")
     url = settings.resolved_database_url
     if migrate:
         await upgrade_async(url)
     clock = clock or SystemClock()
     engine = create_engine(url)
-    bus = MemoryEventBus()
+    bus = _event_bus(settings)
     relay: OutboxRelay
 
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, on_events=relay.wake)
 
-    relay = OutboxRelay(uow=uow, bus=bus, clock=clock)
+    relay = OutboxRelay(uow=uow, bus=bus, clock=clock, lock=SqlRelayLock(engine))
     live = await _live_state(settings)
-    blobs = FileBlobStore(settings.blob_root)
+    locks = _locks(settings)
+    blobs, store = await _storage(settings)
     recordings = RecordingService(
         uow=uow, clock=clock, limits=settings.limits, live=live, blobs=blobs, instance_id=settings.instance_id
     )
@@ -130,13 +166,14 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
     spool.mkdir(exist_ok=True)
     uploads = UploadService(
         uow=uow,
-        store=FileUploadStore(settings.data_dir / "uploads", blobs=blobs),
+        store=store,
         blobs=blobs,
         clock=clock,
         limits=settings.limits,
         max_size=settings.max_upload_bytes,
         ttl=timedelta(seconds=settings.upload_expiry_seconds),
         spool_dir=spool,
+        locks=locks,
     )
     secret_key = settings.resolved_secret_key()
     tools = FFmpegTools(
@@ -177,6 +214,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, mig
         engine=engine,
         uow=uow,
         live=live,
+        locks=locks,
         blobs=blobs,
         bus=bus,
         relay=relay,
@@ -209,6 +247,92 @@ def _subscribe(
                 worker.wake()
 
         bus.subscribe(f"processing.{event_type}", deliver)
+
+
+def _event_bus(settings: Settings) -> EventBus:
+    """In-process delivery, or Kafka; an unsupported EVENT_BUS_URL raises ValueError (from the settings)."""
+    servers = settings.kafka_servers
+    if servers is None:
+        return MemoryEventBus()
+    from framecast.adapters.bus.kafka import KafkaEventBus
+
+    return KafkaEventBus(
+        servers=servers,
+        topic=settings.kafka_topic,
+        partitions=settings.kafka_partitions,
+        replication_factor=settings.kafka_replication_factor,
+        client_id=settings.kafka_client_id,
+        session_timeout_seconds=settings.kafka_session_timeout_seconds,
+    )
+
+
+async def _connect_bus(bus: BrokeredEventBus) -> None:
+    """Start the bus, retrying with growing pauses while its broker cannot be reached."""
+    failures = 0
+    while True:
+        try:
+            await bus.start()
+            return
+        except Exception:
+            failures += 1
+            log.exception("the event bus cannot reach its broker (attempt %d); retrying", failures)
+        await asyncio.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
+
+
+@runtime_checkable
+class _ClosingStore(Protocol):
+    """A blob store holding connections (S3) until it is closed."""
+
+    async def aclose(self) -> None: ...
+
+
+async def _storage(settings: Settings) -> tuple[BlobStore, UploadStore]:
+    """Blobs and uploads in progress: files under DATA_DIR (or STORAGE_URL=file://...), else S3 (s3://bucket/prefix),
+    whose bucket gets framecast's lifecycle and CORS rules on the way (docs/storage.md)."""
+    location = settings.s3_location
+    delivery = settings.resolved_media_delivery
+    if location is None:
+        files = FileBlobStore(settings.blob_root)
+        return files, FileUploadStore(settings.data_dir / "uploads", blobs=files)
+    from framecast.adapters.blobs.s3 import Lifecycle, S3Options, connect_s3_storage
+    from framecast.adapters.blobs.s3_rules import abandoned_after_days
+
+    secret = settings.s3_secret_access_key
+    options = S3Options(
+        bucket=location.bucket,
+        prefix=location.prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        public_endpoint_url=settings.s3_public_endpoint_url,
+        region=settings.s3_region,
+        addressing_style=settings.s3_addressing_style,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret is not None else None,
+    )
+    lifecycle = Lifecycle(
+        infrequent_after_days=settings.s3_infrequent_after_days,
+        infrequent_class=settings.s3_infrequent_storage_class,
+        archive_after_days=settings.s3_archive_after_days,
+        archive_class=settings.s3_archive_storage_class,
+        abandoned_after_days=abandoned_after_days(
+            upload_timeout_seconds=settings.upload_timeout_seconds,
+            upload_expiry_seconds=settings.upload_expiry_seconds,
+        ),
+    )
+    return await connect_s3_storage(
+        options,
+        part_size=settings.s3_part_size_bytes,
+        max_upload=settings.max_upload_bytes,
+        lifecycle=lifecycle,
+        media_origin_url=settings.resolved_public_url if delivery == "redirect" else None,
+    )
+
+
+def _locks(settings: Settings) -> Locks:
+    if settings.redis_url:
+        from framecast.adapters.locks.redis import connect_redis_locks
+
+        return connect_redis_locks(settings.redis_url, prefix=settings.redis_prefix)
+    return MemoryLocks()
 
 
 async def _live_state(settings: Settings) -> LiveState:

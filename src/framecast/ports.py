@@ -150,13 +150,22 @@ class Outbox(Protocol):
         ...
 
     async def pending(self, *, limit: int) -> Sequence[OutboxEntry]:
-        """Committed events not yet dispatched, in commit order."""
+        """Committed events not yet dispatched, oldest first; one subject's events are in commit order."""
         ...
 
     async def mark_dispatched(self, positions: Sequence[int], *, at: datetime) -> None: ...
 
     async def claim_for(self, consumer: str, event_id: str) -> bool:
         """Record that `consumer` handled `event_id`; False when it already had (deduplication)."""
+        ...
+
+
+class RelayLock(Protocol):
+    """Lets one outbox relay publish at a time, however many instances run one."""
+
+    def hold(self) -> AbstractAsyncContextManager[bool]:
+        """Try to take the lock for the block, without waiting: True when taken, False when another relay has it.
+        A holder that dies releases it."""
         ...
 
 
@@ -276,6 +285,20 @@ class LocalBlobStore(BlobStore, Protocol):
     def path(self, key: str) -> Path: ...
 
 
+@runtime_checkable
+class PresigningBlobStore(BlobStore, Protocol):
+    """Optional capability: hand out URLs that read an object straight from the store (S3 presigned GETs), so media
+    can be answered with a redirect instead of passing through framecast."""
+
+    async def presigned_url(
+        self, key: str, *, expires_in: int, content_type: str | None = None, content_disposition: str | None = None
+    ) -> str:
+        """A URL that GETs `key` (Range allowed) for `expires_in` seconds without other credentials, answered with
+        the given Content-Type and Content-Disposition (e.g. an attachment's file name) when they are set. Whoever
+        holds the URL can read the object: callers check permissions first."""
+        ...
+
+
 class UploadStore(Protocol):
     """Bytes of uploads in progress (tus). Offsets are the only truth about how much arrived."""
 
@@ -348,6 +371,33 @@ class LiveState(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class Pingable(Protocol):
+    """Optional capability of an adapter backed by a server: readiness checks call it."""
+
+    async def ping(self) -> None:
+        """Raise when the backing service does not answer."""
+        ...
+
+
+# -- locks ---------------------------------------------------------------------------------------------------------
+
+
+class Locks(Protocol):
+    """Mutual exclusion by name, across every process that shares the backing service (one process, or a fleet on
+    Redis). A holder that dies loses its locks within seconds, so nothing stays locked by a killed instance."""
+
+    def hold(self, name: str, *, wait: float) -> AbstractAsyncContextManager[None]:
+        """Hold `name` for the block; raises TimeoutError when it could not be had within `wait` seconds."""
+        ...
+
+    async def busy(self, name: str) -> bool:
+        """Whether anyone holds `name` now (a hint: it may change the moment after)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 # -- events ----------------------------------------------------------------------------------------------------------
 
 EventHandler = Callable[[DomainEvent], Awaitable[None]]
@@ -359,6 +409,22 @@ class EventBus(Protocol):
     def subscribe(self, consumer: str, handler: EventHandler) -> None: ...
 
     async def publish(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+@runtime_checkable
+class BrokeredEventBus(EventBus, Protocol):
+    """Optional capability: a bus backed by a broker, connected and closed by the composition root (services only
+    see EventBus)."""
+
+    async def start(self) -> None:
+        """Connect, and start delivering to the subscribers; raises when the broker cannot be reached."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise when the broker is unreachable."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 # -- media tools -------------------------------------------------------------------------------------------------------

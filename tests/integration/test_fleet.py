@@ -111,3 +111,76 @@ async def test_a_viewer_on_one_instance_sees_the_live_playlist_grow_as_segments_
             completed = await http_b.post(f"/api/v1/recordings/{recording['id']}/live/complete", json={"runs": 1})
             assert completed.json()["complete"] is True
             assert (await viewer.get(playlist)).text.rstrip().endswith("#EXT-X-ENDLIST")
+
+
+async def test_two_patches_to_one_upload_on_two_instances_never_interleave(fleet: list[Container]) -> None:
+    """The upload lock lives in Redis: B's PATCH waits for A's to end, then finds the offset moved (409), and a HEAD
+    on B meanwhile answers from the stored bytes without waiting."""
+    a, b = fleet
+    user = await ensure_user(uow=a.uow, clock=a.clock, email="owner@example.com")
+    headers = {"Authorization": f"Bearer {await create_token(uow=a.uow, clock=a.clock, user=user)}"}
+    tus = {"Tus-Resumable": "1.0.0"}
+    patch = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    metadata = "filename " + base64.b64encode(b"talk.mp4").decode()
+    first_chunk_sent = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"aaaa"
+        first_chunk_sent.set()
+        await release.wait()
+        yield b"aaaaa"
+
+    async with (
+        serving(a) as url_a,
+        serving(b) as url_b,
+        httpx.AsyncClient(base_url=url_a, headers=headers, timeout=30) as http_a,
+        httpx.AsyncClient(base_url=url_b, headers=headers, timeout=30) as http_b,
+    ):
+        created = await http_a.post(
+            "/api/v1/uploads/", headers={**tus, "Upload-Length": "9", "Upload-Metadata": metadata}
+        )
+        assert created.status_code == 201
+        path = httpx.URL(created.headers["Location"]).path
+        slow = asyncio.create_task(http_a.patch(path, headers=patch, content=slow_body()))
+        await first_chunk_sent.wait()
+        rival = asyncio.create_task(http_b.patch(path, headers=patch, content=b"bbbbbbbbb"))
+        head = await http_b.head(path, headers=tus)
+        assert head.status_code == 200
+        assert int(head.headers["Upload-Offset"]) in (0, 4)  # what A's PATCH has stored so far, never B's bytes
+        await asyncio.sleep(0.5)
+        assert not rival.done()  # B waits for A's lock rather than writing beside it
+        release.set()
+        assert (await slow).status_code == 204
+        assert (await rival).status_code == 409
+        done = await http_b.head(path, headers=tus)
+        assert done.headers["Upload-Offset"] == "9"
+        upload_id = path.rstrip("/").rsplit("/", 1)[1]
+        async with b.uow() as tx:
+            recording_id = (await tx.uploads.get(upload_id)).recording_id
+        assert recording_id is not None
+        async with b.uow() as tx:
+            recording = await tx.recordings.get(recording_id)
+        assert recording.upload_key is not None
+        assert b"".join([chunk async for chunk in b.blobs.open(recording.upload_key)]) == b"aaaaaaaaa"
+
+
+async def test_readiness_reports_each_dependency_and_names_the_one_that_is_down(
+    fleet: list[Container], settings: Settings
+) -> None:
+    a, _ = fleet
+    async with serving(a) as url, httpx.AsyncClient(base_url=url) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "live_state": "ok", "locks": "ok"}
+    cut_off = await build_container(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
+    try:
+        async with serving(cut_off) as url, httpx.AsyncClient(base_url=url) as http:
+            down = await http.get("/readyz")
+    finally:
+        await cut_off.aclose()
+    assert down.status_code == 503
+    checks = down.json()["checks"]
+    assert checks["database"] == "ok"
+    assert checks["live_state"].startswith("unreachable")
+    assert checks["locks"].startswith("unreachable")

@@ -2,7 +2,10 @@
 
 The token (services/media_links.py) grants one generation of one recording; `path` names a file under that
 generation's folder (`master.m3u8`, `720p/seg_00001.m4s`, `poster.jpg`). The token sits in the path, not the query,
-so the relative URIs inside the playlists inherit it. Files are streamed from the blob store, never held in memory.
+so the relative URIs inside the playlists inherit it. Files are streamed from the blob store, never held in memory;
+with FRAMECAST_MEDIA_DELIVERY=redirect and a store that presigns (S3), a GET of a media file is answered with a 302
+to a presigned URL instead, so the bytes go from the bucket to the viewer. Playlists and WebVTT files stay served
+here: they name their neighbours by relative URIs, which must resolve against the signed path, not the bucket.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from framecast.api.schemas import error_responses
 from framecast.bootstrap import Container
 from framecast.domain.live import LIVE_PLAYLIST
 from framecast.domain.media import DOWNLOAD, MASTER, media_prefix
-from framecast.ports import BlobStore
+from framecast.ports import BlobStore, PresigningBlobStore
 from framecast.services.media_links import MediaGrant
 
 MEDIA_ROUTE = links.MEDIA_PATH + "{token}/{path:path}"
@@ -39,6 +42,8 @@ CONTENT_TYPES = {
     ".vtt": "text/vtt; charset=utf-8",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# Files that refer to other files of the generation by relative URI: never redirected to the bucket.
+REFERRING = (".m3u8", ".vtt")
 
 # Every segment of a path: letters, digits, `.`, `_` and `-`, never first a dot (so no `.`, `..` or hidden names);
 # the last names a file, which in the media layout always has an extension (folders never do).
@@ -52,6 +57,7 @@ _MEDIA_TYPES: dict[str, dict[str, Any]] = {
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The whole file", "content": _MEDIA_TYPES},
     206: {"description": "The one byte range asked for (Content-Range)", "content": _MEDIA_TYPES},
+    302: {"description": "Redirect to the file in object storage (FRAMECAST_MEDIA_DELIVERY=redirect)"},
     304: {"description": "Not modified (If-None-Match)"},
     **error_responses(404, 416),
 }
@@ -103,6 +109,9 @@ async def _serve(container: Container, token: str, path: str, request: Request, 
             return Response(status_code=304, headers={k: headers[k] for k in ("ETag", "Cache-Control")})
     if path == DOWNLOAD:
         headers["Content-Disposition"] = attachment(recording.title, extension=".mp4")
+    blobs = container.blobs
+    if send_body and isinstance(blobs, PresigningBlobStore) and redirects(container, path):
+        return await _redirect(blobs, key, grant, headers, now_s=container.clock.now().timestamp())
 
     wanted = None
     if send_body and _if_range_holds(request.headers.get("if-range"), etag):
@@ -139,6 +148,31 @@ async def _live_playlist(container: Container, recording_id: str, path: str, *, 
         "Content-Length": str(len(body)),
     }
     return Response(body if send_body else b"", status_code=200, headers=headers)
+
+
+def redirects(container: Container, path: str) -> bool:
+    """Whether a GET of `path` is answered with a redirect to the blob store (the store must presign)."""
+    return container.settings.resolved_media_delivery == "redirect" and not path.lower().endswith(REFERRING)
+
+
+async def _redirect(
+    blobs: PresigningBlobStore, key: str, grant: MediaGrant, headers: dict[str, str], *, now_s: float
+) -> Response:
+    """302 to a presigned URL that works as long as the grant does, answering with our Content-Type and
+    Content-Disposition. The viewer's Range and conditional headers go on to the store, which answers them.
+
+    The redirect may be reused by the viewer's browser while the presigned URL has a minute left; shared caches
+    keep none (the URL is a bearer credential minted for this viewer).
+    """
+    expires_in = max(1, int(grant.expires_at.timestamp() - now_s))
+    url = await blobs.presigned_url(
+        key,
+        expires_in=expires_in,
+        content_type=headers["Content-Type"],
+        content_disposition=headers.get("Content-Disposition"),
+    )
+    redirect_headers = {"Location": url, "Cache-Control": f"private, max-age={max(0, expires_in - 60)}"}
+    return Response(status_code=302, headers=redirect_headers)
 
 
 def is_media_path(path: str) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from framecast.domain.events import DomainEvent
-from framecast.ports import Clock, EventBus, EventHandler, UnitOfWork, UnitOfWorkFactory
+from framecast.ports import Clock, EventBus, EventHandler, RelayLock, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -34,43 +34,84 @@ def deduplicated(*, consumer: str, handler: TransactionalHandler, uow: UnitOfWor
 
 
 class OutboxRelay:
-    """Moves committed events from the outbox to the bus, in commit order."""
+    """Moves committed events from the outbox to the bus, oldest first, one relay of the fleet at a time.
 
-    def __init__(self, *, uow: UnitOfWorkFactory, bus: EventBus, clock: Clock, batch: int = 100) -> None:
+    Every instance runs one; `lock` lets one pass publish at a time across them (and the in-process lock within
+    one), so relays do not send each other's batches twice over. A pass publishes a batch, waits
+    for the bus to take all of it, then marks it dispatched, all under the lock: a relay killed in between leaves
+    the batch pending, the lock goes with its connection, and the next relay publishes it again (duplicates, which
+    consumers drop by event id, never a loss). Per-recording order needs nothing more: the outbox keeps one subject's
+    events in commit order (adapters/sql/outbox.py), each pass publishes in that order, and an event is marked only
+    after everything before it in its pass was taken, so the first copy of each event always comes after the first
+    copy of its predecessors. That holds even with two relays at once (a holder whose database connection dropped
+    mid-pass has lost the lock): they cost duplicates, never order.
+    """
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        bus: EventBus,
+        clock: Clock,
+        lock: RelayLock | None = None,
+        batch: int = 100,
+    ) -> None:
         self._uow = uow
         self._bus = bus
         self._clock = clock
+        self._lock = lock
         self._batch = batch
         self._wake = asyncio.Event()
+        self._in_process = asyncio.Lock()
 
     def wake(self) -> None:
         """Ask for a pass now rather than at the next poll (called after commits that wrote events)."""
         self._wake.set()
 
-    async def relay_once(self) -> int:
-        """Dispatch what is pending; stops at the first event the bus refuses so order is kept. Returns the count."""
-        async with self._uow() as tx:
-            pending = await tx.outbox.pending(limit=self._batch)
-        sent: list[int] = []
-        try:
-            for entry in pending:
-                await self._bus.publish([entry.event])
-                sent.append(entry.position)
-        finally:
-            if sent:
-                async with self._uow() as tx:
-                    await tx.outbox.mark_dispatched(sent, at=self._clock.now())
-                    await tx.commit()
-        return len(sent)
+    async def relay_once(self) -> int | None:
+        """Publish up to a batch of pending events and mark them dispatched. Returns how many, or None when another
+        relay holds the lock. Raises what the bus raised; nothing is marked then, so all of it is sent again."""
+        if self._in_process.locked():
+            return None
+        async with self._in_process, self._held() as held:
+            if not held:
+                return None
+            async with self._uow() as tx:
+                pending = await tx.outbox.pending(limit=self._batch)
+            if not pending:
+                return 0
+            await self._bus.publish([entry.event for entry in pending])
+            async with self._uow() as tx:
+                await tx.outbox.mark_dispatched([entry.position for entry in pending], at=self._clock.now())
+                await tx.commit()
+            return len(pending)
 
-    async def run(self, *, poll_seconds: float = 1.0) -> None:
-        """Relay forever; errors are logged and retried, so a failing subscriber delays but never loses events."""
+    @contextlib.asynccontextmanager
+    async def _held(self) -> AsyncIterator[bool]:
+        if self._lock is None:
+            yield True
+            return
+        async with self._lock.hold() as held:
+            yield held
+
+    async def run(self, *, poll_seconds: float = 1.0, busy_retry_seconds: float = 0.05) -> None:
+        """Relay forever; errors are logged and retried, so a failing bus or subscriber delays but never loses events.
+
+        A relay woken by a commit of its own instance while another relay holds the lock tries again shortly: the
+        holder may have read the outbox before that commit.
+        """
         while True:
+            woken = self._wake.is_set()
+            self._wake.clear()  # before the pass: a commit during it asks for another
+            sent: int | None = 0
             try:
-                while await self.relay_once() == self._batch:
+                while (sent := await self.relay_once()) == self._batch:
                     pass
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
-            self._wake.clear()
+            if sent is None and woken:
+                self._wake.set()
+                await asyncio.sleep(busy_retry_seconds)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)

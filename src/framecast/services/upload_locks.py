@@ -1,12 +1,12 @@
-"""Per-upload locks, so two requests never write to one upload at once."""
+"""Per-upload locks, so two requests never write to one upload at once (on any instance of a fleet)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 from framecast.domain.errors import DomainError
+from framecast.ports import Locks
 
 # How long a request waits for another request on the same upload before giving up with 423 Locked.
 LOCK_WAIT_SECONDS = 10.0
@@ -20,37 +20,24 @@ class UploadLocked(DomainError):
 
 
 class UploadLocks:
-    """One asyncio.Lock per upload id, dropped when nobody holds or awaits it.
+    """Uploads' names in `Locks`: in-process for one instance, Redis for a fleet (bootstrap chooses)."""
 
-    This serialises requests within one process. With several instances behind a load balancer the lock has to
-    be shared: it moves to Redis with the scale-out work (until then, run one instance or pin uploads to one).
-    """
+    def __init__(self, locks: Locks) -> None:
+        self._locks = locks
 
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    def busy(self, upload_id: str) -> bool:
-        entry = self._locks.get(upload_id)
-        return entry is not None and entry[0].locked()
+    async def busy(self, upload_id: str) -> bool:
+        return await self._locks.busy(_name(upload_id))
 
     @contextlib.asynccontextmanager
     async def hold(self, upload_id: str, *, wait: float = LOCK_WAIT_SECONDS) -> AsyncIterator[None]:
         """Hold the upload's lock for the block; raises UploadLocked after waiting `wait` seconds for it."""
-        lock, users = self._locks.get(upload_id, (asyncio.Lock(), 0))
-        self._locks[upload_id] = (lock, users + 1)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
             try:
-                async with asyncio.timeout(wait):
-                    await lock.acquire()
+                await stack.enter_async_context(self._locks.hold(_name(upload_id), wait=wait))
             except TimeoutError:
                 raise UploadLocked(upload_id) from None
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            lock, users = self._locks[upload_id]
-            if users == 1:
-                del self._locks[upload_id]
-            else:
-                self._locks[upload_id] = (lock, users - 1)
+            yield
+
+
+def _name(upload_id: str) -> str:
+    return f"upload:{upload_id}"

@@ -20,7 +20,15 @@ from pathlib import Path
 from framecast.domain.errors import ConcurrentUpdate, DomainError, InvalidTransition, NotFound
 from framecast.domain.recordings import UPLOAD_STATUSES, Limits, Recording, RecordingStatus
 from framecast.domain.uploads import Upload, UploadError, UploadKind
-from framecast.ports import BlobStore, Clock, ConcatenatingUploadStore, UnitOfWork, UnitOfWorkFactory, UploadStore
+from framecast.ports import (
+    BlobStore,
+    Clock,
+    ConcatenatingUploadStore,
+    Locks,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    UploadStore,
+)
 from framecast.services.upload_bodies import Body, Cut, UploadTooLarge, incoming
 from framecast.services.upload_locks import UploadLocks
 
@@ -90,6 +98,7 @@ class UploadService:
         max_size: int,
         ttl: timedelta,
         spool_dir: Path,
+        locks: Locks,
     ) -> None:
         self._uow = uow
         self._store = store
@@ -99,7 +108,7 @@ class UploadService:
         self.max_size = max_size
         self._ttl = ttl
         self._spool_dir = spool_dir
-        self._locks = UploadLocks()
+        self._locks = UploadLocks(locks)
 
     @property
     def concatenates(self) -> bool:
@@ -155,7 +164,7 @@ class UploadService:
 
         While a PATCH is in flight the offset is read from the store without waiting for it.
         """
-        if self._locks.busy(upload_id):
+        if await self._locks.busy(upload_id):
             async with self._uow() as tx:
                 upload = await tx.uploads.get(upload_id)
             with contextlib.suppress(FileNotFoundError):
@@ -240,7 +249,7 @@ class UploadService:
             due = await tx.uploads.expired(at=self._clock.now(), limit=batch)
         removed = 0
         for upload_id in due:
-            if self._locks.busy(upload_id):
+            if await self._locks.busy(upload_id):
                 continue  # a PATCH is running: it pushes the expiry forward when it ends
             async with self._locks.hold(upload_id), self._uow() as tx:
                 try:

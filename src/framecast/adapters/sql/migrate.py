@@ -10,6 +10,10 @@ from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
+# Every instance of a fleet migrates on start. On PostgreSQL they take turns on this advisory lock, held until the
+# migration commits, so the second finds the schema up to date instead of racing the first to create it.
+MIGRATION_LOCK = 0x6672616D65  # "frame"
+
 
 def alembic_config(url: str) -> Config:
     config = Config()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -168,7 +169,14 @@ outbox = Table(
     Column("subject", String(100), nullable=False),
     Column("time", UtcDateTime(), nullable=False),
     Column("data", JSON, nullable=False),
-    Column("dispatched_at", UtcDateTime(), nullable=True, index=True),
+    Column("dispatched_at", UtcDateTime(), nullable=True),
+    # What the relay reads, in order: only the pending rows, however long the dispatched history grows.
+    Index(
+        "ix_outbox_pending",
+        "position",
+        postgresql_where=text("dispatched_at IS NULL"),
+        sqlite_where=text("dispatched_at IS NULL"),
+    ),
 )
 
 processed_events = Table(

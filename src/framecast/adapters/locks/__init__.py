@@ -1,0 +1,1 @@
+"""Named locks: in-process for one instance, Redis for a fleet."""
