@@ -47,11 +47,11 @@ async def test_migrations_go_down_and_up_again(database_url: str) -> None:
     assert await schema_diff(database_url) == []
 
 
+# SQLite is the one-process embedded default: no instance starts beside it.
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 async def test_instances_starting_at_once_migrate_one_after_the_other(database_url: str, tmp_path: Path) -> None:
     """A fleet starts its instances together and each migrates on start: on PostgreSQL a migration waits for the
     migration lock (held here as another instance would), then finds its way."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite is the one-process embedded default: nothing starts beside it")
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "base")
     env = {**os.environ, "FRAMECAST_DATABASE_URL": database_url, "FRAMECAST_DATA_DIR": str(tmp_path)}
     engine = create_engine(database_url)
