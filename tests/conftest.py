@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,11 +25,12 @@ import httpx
 import pytest
 import uvicorn
 import websockets
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from framecast.adapters.clock import FakeClock, SystemClock
 from framecast.adapters.sql.migrate import upgrade_async
+from framecast.adapters.sql.tables import outbox
 from framecast.api.app import create_app, server_config
 from framecast.bootstrap import Container, build_container
 from framecast.domain.users import User
@@ -218,6 +220,16 @@ async def drive_to_uploading(base_url: str, token: str) -> tuple[str, str]:
         while (message := json.loads(await ws.recv()))["type"] != "UPLOAD_READY":
             pass
     return recording["id"], message["data"]["upload_url"]
+
+
+async def outbox_order(container: Container) -> dict[str, list[str]]:
+    """Each subject's event ids in outbox order: the order every consumer must apply them in."""
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(select(outbox.c.subject, outbox.c.event_id).order_by(outbox.c.position))
+        order: dict[str, list[str]] = defaultdict(list)
+        for subject, event_id in rows:
+            order[subject].append(event_id)
+    return dict(order)
 
 
 # -- the browser recorder's cutters, run with node (tests/js/recorder_*.mjs) --------------------------------------

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from tusclient.client import TusClient
 from tusclient.uploader import Uploader
 
 import media_clips
-from conftest import S3Service, free_port
+from conftest import S3Service, free_port, outbox_order
 from framecast.adapters.sql.tables import jobs, outbox, processed_events
 from framecast.bootstrap import Container, build_container
 from framecast.domain.events import RAW_VIDEO_UPLOADED, DomainEvent
@@ -39,6 +38,7 @@ from framecast.ports import BrokeredEventBus, UnitOfWork
 from framecast.services.accounts import create_token, ensure_user
 from framecast.services.events import deduplicated
 from framecast.settings import Settings
+from processes import framecast
 
 pytestmark = [
     pytest.mark.slow,
@@ -87,12 +87,8 @@ def environment(settings: Settings, *, name: str, shared: Path, port: int | None
 
 @contextlib.asynccontextmanager
 async def process(command: str, env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`framecast COMMAND` until the block ends (or the test kills it); a server is yielded once /healthz answers."""
-    with log.open("ab") as stderr:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "framecast", command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr
-        )
-    try:
+    """`framecast COMMAND` for the block; a server is yielded once /healthz answers."""
+    async with framecast(command, env, log) as child:
         if "FRAMECAST_PORT" in env:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['FRAMECAST_PORT']}") as http:
 
@@ -104,14 +100,6 @@ async def process(command: str, env: dict[str, str], log: Path) -> AsyncIterator
 
                 await eventually(healthy, timeout=60)
         yield child
-    finally:
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(child.wait(), timeout=15)
-            except TimeoutError:
-                child.kill()
-                await child.wait()
 
 
 async def eventually(condition: Callable[[], Awaitable[bool]], *, timeout: float = TIMEOUT) -> None:
@@ -170,15 +158,6 @@ async def record_stop_elsewhere_and_upload_across(urls: dict[str, str], token: s
 
     await asyncio.to_thread(upload)
     return str(recording["id"])
-
-
-async def outbox_order(container: Container) -> dict[str, list[str]]:
-    async with container.engine.connect() as conn:
-        rows = await conn.execute(select(outbox.c.subject, outbox.c.event_id).order_by(outbox.c.position))
-        order: dict[str, list[str]] = defaultdict(list)
-        for subject, event_id in rows:
-            order[subject].append(event_id)
-    return dict(order)
 
 
 async def scalar(container: Container, query: Any) -> Any:

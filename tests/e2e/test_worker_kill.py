@@ -11,8 +11,6 @@ import base64
 import contextlib
 import os
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 
 import media_clips
 from conftest import free_port
+from processes import framecast
 
 pytestmark = pytest.mark.slow
 
@@ -42,24 +41,6 @@ def environment(data_dir: Path, port: int) -> dict[str, str]:
     }
 
 
-@contextlib.asynccontextmanager
-async def process(command: str, env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as stderr:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "framecast", command, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
-        )
-    try:
-        yield child
-    finally:
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(child.wait(), timeout=15)
-            except TimeoutError:
-                child.kill()
-                await child.wait()
-
-
 async def until(check: Any, *, timeout: float, what: str) -> Any:
     """Poll `check` (the server's state is only visible over HTTP) until it answers something true."""
     async with asyncio.timeout(timeout):
@@ -75,7 +56,7 @@ async def test_a_job_whose_worker_is_killed_finishes_on_another_worker(tmp_path:
     base = f"http://127.0.0.1:{port}"
     clip = media_clips.video(tmp_path / "talk.mp4", size="1280x720", seconds=20.0)
 
-    async with process("serve", env, tmp_path / "serve.log") as serve:
+    async with framecast("serve", env, tmp_path / "serve.log") as serve:
         assert serve.stdout is not None
         token = (await asyncio.wait_for(serve.stdout.readline(), timeout=60)).decode().strip()
         http = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -106,7 +87,7 @@ async def test_a_job_whose_worker_is_killed_finishes_on_another_worker(tmp_path:
                 body: dict[str, Any] = response.json()
                 return body.get("processing") or {}
 
-            async with process("worker", env, tmp_path / "worker-a.log") as first:
+            async with framecast("worker", env, tmp_path / "worker-a.log") as first:
 
                 async def encoding() -> bool:
                     ladder = (await stages()).get("ladder", {})
@@ -124,7 +105,7 @@ async def test_a_job_whose_worker_is_killed_finishes_on_another_worker(tmp_path:
             interrupted = (await stages())["ladder"]
             assert interrupted["status"] == "RUNNING"  # as far as the database knows: only the lease can tell
 
-            async with process("worker", env, tmp_path / "worker-b.log"):
+            async with framecast("worker", env, tmp_path / "worker-b.log"):
 
                 async def finished() -> dict[str, Any] | None:
                     now = await stages()

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import func, select
 
 import media_clips
-from conftest import Server, free_port
+from conftest import Server, free_port, outbox_order
 from framecast.adapters.bus.kafka import CONTENT_TYPE, KafkaEventBus
 from framecast.adapters.sql.tables import outbox
 from framecast.bootstrap import Container, build_container
@@ -133,16 +133,6 @@ async def record_sessions(containers: Sequence[Container], count: int) -> list[s
 
     await asyncio.gather(*(session(i, rid) for i, rid in enumerate(ids)))
     return ids
-
-
-async def outbox_order(container: Container) -> dict[str, list[str]]:
-    """Each subject's event ids in outbox order: the order every consumer must apply them in."""
-    async with container.engine.connect() as conn:
-        rows = await conn.execute(select(outbox.c.subject, outbox.c.event_id).order_by(outbox.c.position))
-        order: dict[str, list[str]] = defaultdict(list)
-        for subject, event_id in rows:
-            order[subject].append(event_id)
-    return dict(order)
 
 
 async def pending_count(container: Container) -> int:
