@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from framecast.domain.errors import DomainError, NotFound
 from framecast.domain.recordings import Recording, RecordingStatus
 from framecast.services.accounts import authenticate
 from framecast.services.control import BadMessage, change_for
+from framecast.services.recordings import LIVE_TTL_SECONDS
 from framecast.services.tickets import WS_TICKET, InvalidTicket
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -113,7 +115,7 @@ class Channel:
                     async with asyncio.timeout(TOUCH_SECONDS):
                         command = await anext(commands)
                 except TimeoutError:
-                    await self.container.recordings.touch(await self._load())
+                    await self._touch()
                     continue
                 if not await self.relay(command):
                     await self.ws.close()
@@ -132,6 +134,20 @@ class Channel:
             await self.send("SESSION_CLOSED", {"status": command.get("status")})
             return False
         return True
+
+    async def _touch(self) -> None:
+        """Keep this connection's live entry from expiring, without reading the database.
+
+        Every change to the recording rewrites the entry, so its status is current: only the holder and the time
+        need refreshing. Reading the recording instead cost each idle session a database transaction a minute,
+        which was most of what 10,000 idle sessions cost an instance (docs/benchmarks.md, "Sessions").
+        """
+        entry = await self.container.live.get(self.recording_id)
+        if entry is None:  # expired, or the session ended: the database knows which
+            await self.container.recordings.touch(await self._load())
+            return
+        held = replace(entry, instance_id=self.container.settings.instance_id, last_seen=self.container.clock.now())
+        await self.container.live.put(held, ttl_seconds=LIVE_TTL_SECONDS)
 
     async def _load(self) -> Recording:
         return await self.container.recordings.get(owner_id=self.owner_id, recording_id=self.recording_id)
