@@ -15,6 +15,9 @@ from typing import Any
 from rich.console import Console
 
 from bench import bench_agent, bench_live, bench_live_webm, bench_processing, bench_sessions, bench_uploads, bench_web
+from bench.bench_events import events
+from bench.bench_s3 import s3
+from bench.bench_scale import sessions
 from bench.runner import Table, describe_machine, raise_nofile_limit
 
 # Wide enough that no table wraps its cells when the output goes to a file.
@@ -32,6 +35,9 @@ REGISTRY: dict[str, Benchmark] = {
     "watch_page": bench_web.watch_page,
     "live": bench_live.live,
     "live_webm": bench_live_webm.live_webm,
+    "sessions": sessions,
+    "s3": s3,
+    "events": events,
 }
 
 
