@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +40,31 @@ class RedisLocks:
         lock = self._client.lock(self._key(name), timeout=self._ttl, sleep=self._poll, blocking_timeout=wait)
         if not await lock.acquire():
             raise TimeoutError(f"lock {name} is held elsewhere")
-        keeper = asyncio.create_task(self._keep(lock, name), name=f"lock-keeper:{name}")
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep(lock, name, done), name=f"lock-keeper:{name}")
         try:
             yield
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            # Asked to stop rather than cancelled: cancelling redis-py in the middle of a command can leave the
+            # command's future pending for good, and this block waiting on it with the lock's user.
+            done.set()
+            await keeper
             with contextlib.suppress(LockError):  # it expired: someone else may hold it now, and that is theirs
                 await lock.release()
 
-    async def _keep(self, lock: Lock, name: str) -> None:
-        """Renew the lock's time-to-live every third of it for as long as the block runs."""
+    async def _keep(self, lock: Lock, name: str, done: asyncio.Event) -> None:
+        """Renew the lock's time-to-live every third of it until `done` is set."""
         while True:
-            await asyncio.sleep(self._ttl / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=self._ttl / 3)
+                return
             try:
                 await lock.reacquire()
             except LockError:
                 log.warning("lost lock %s: it expired before it could be renewed", name)
                 return
+            except RedisError:
+                log.warning("could not renew lock %s; trying again", name, exc_info=True)
 
     async def ping(self) -> None:
         """Raise a RedisError when Redis does not answer."""
