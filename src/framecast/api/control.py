@@ -140,7 +140,7 @@ class Channel:
 
         Every change to the recording rewrites the entry, so its status is current: only the holder and the time
         need refreshing. Reading the recording instead cost each idle session a database transaction a minute,
-        which was most of what 10,000 idle sessions cost an instance (docs/benchmarks.md, "Sessions").
+        half of what 10,000 idle sessions cost (docs/benchmarks.md, "Sessions").
         """
         entry = await self.container.live.get(self.recording_id)
         if entry is None:  # expired, or the session ended: the database knows which
