@@ -2,9 +2,10 @@
 
 s3: a file of random bytes (256 MiB; 64 MiB with --quick) is uploaded REPETITIONS times each way, taking turns.
 framecast is `framecast serve` with FRAMECAST_STORAGE_URL=s3://BUCKET/framecast, taking bearer-token imports from
-httpx, three ways: PATCHes of 8 MiB; the whole file in one PATCH, as tuspy and tus-js-client send it by default
-(streamed from the file); and PARALLEL partial uploads of a share each at once (8 MiB PATCHes), then the final
-upload that concatenates them (tus-js-client's parallelUploads). The last PATCH, or the final POST, also finishes
+httpx, four ways: PATCHes of 8 MiB (the desktop agent's); PATCHes of 64 MiB (the web app's import); the whole file
+in one PATCH, as tuspy and tus-js-client send it by default (streamed from the file); and PARALLEL partial uploads
+of a share each at once (8 MiB PATCHes), then the final upload that concatenates them (tus-js-client's
+parallelUploads). The last PATCH, or the final POST, also finishes
 the upload: the multipart upload is completed and copied to the recording's key. The named baseline is boto3's
 `upload_file` with its default TransferConfig (8 MiB parts, 10 threads), the way most Python code puts a file in
 S3. All are timed from their first request to the stored object, whose sha256 must equal the source's. The S3
@@ -58,10 +59,14 @@ QUICK_REPETITIONS = 3
 TARGET_RATIO = 0.8
 TUS = {"Tus-Resumable": "1.0.0"}
 PARALLEL = 4
-FRAMECAST = "framecast, 8 MiB PATCHes"
-FRAMECAST_ONE = "framecast, one PATCH"
+BIG_CHUNK = 64 * MIB  # the web app's import (frontend/src/library/uploads.ts)
 FRAMECAST_PARALLEL = f"framecast, {PARALLEL} parallel partial uploads"
-CLIENTS = (FRAMECAST, FRAMECAST_ONE, FRAMECAST_PARALLEL)
+CHUNKS = {  # framecast's ways but the parallel one, with the PATCH size each sends (None: the whole file)
+    "framecast, 8 MiB PATCHes": CHUNK,
+    "framecast, 64 MiB PATCHes (web app)": BIG_CHUNK,
+    "framecast, one PATCH": None,
+}
+CLIENTS = (*CHUNKS, FRAMECAST_PARALLEL)
 BASELINE = "boto3 upload_file"
 
 
@@ -257,7 +262,7 @@ def run_all(s3: S3, source: Source, repetitions: int) -> dict[str, list[Sample]]
                     if name == FRAMECAST_PARALLEL:
                         sample, upload_id = parallel_tus_upload(server, source)
                     else:
-                        sample, upload_id = tus_upload(server, source, CHUNK if name == FRAMECAST else source.size)
+                        sample, upload_id = tus_upload(server, source, CHUNKS[name] or source.size)
                     sample = dataclasses.replace(sample, cpu_seconds=server.cpu_seconds() - cpu_before)
                     key = raw_key(client, bucket, upload_id)
                 else:

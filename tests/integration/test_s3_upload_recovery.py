@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import S3Service
 from framecast.adapters.blobs.s3 import S3BlobStore, S3UploadStore, connect_s3_storage
+from framecast.adapters.blobs.s3_client import Multipart, Part
 
 MIB = 1024 * 1024
 PREFIX = "crash/"
@@ -134,3 +136,70 @@ async def test_a_discard_that_died_half_way_is_completed_by_the_next(
         await uploads.append("u1", offset=3, chunks=single(b"d"), limit=1)
     await uploads.discard("u1")
     assert s3.list_objects_v2(Bucket=s3_bucket, Prefix=f"{PREFIX}uploads/").get("Contents", []) == []
+
+
+@pytest.mark.parametrize("tail_size", [0, 1000])
+async def test_orphan_parts_left_by_parts_in_flight_stay_out_of_the_upload(
+    stores: tuple[S3UploadStore, S3BlobStore], s3: Any, s3_bucket: str, tail_size: int
+) -> None:
+    uploads, blobs = stores
+    data, tail = os.urandom(6 * MIB), os.urandom(tail_size)
+    await uploads.create("u1")
+    await uploads.append("u1", offset=0, chunks=single(data), limit=len(data))  # part 1
+    await uploads.append("u1", offset=len(data), chunks=single(tail), limit=len(tail))  # the tail
+    # An append with parts 2-4 in flight died after S3 took 2 and 4 (not 3), before recording either.
+    for number in (2, 4):
+        s3.upload_part(PartNumber=number, Body=os.urandom(5 * MIB), **multipart_of(s3, s3_bucket, "u1"))
+
+    assert await uploads.offset("u1") == len(data + tail)
+    assert await uploads.finish("u1", key="k") == len(data + tail)
+    assert await read(blobs, "k") == data + tail
+    assert s3.head_object(Bucket=s3_bucket, Key=f"{PREFIX}k")["ContentLength"] == len(data + tail)
+
+
+async def test_an_upload_goes_on_over_orphan_parts(
+    stores: tuple[S3UploadStore, S3BlobStore], s3: Any, s3_bucket: str
+) -> None:
+    uploads, blobs = stores
+    first, more = os.urandom(6 * MIB), os.urandom(9 * MIB)
+    await uploads.create("u1")
+    await uploads.append("u1", offset=0, chunks=single(first), limit=len(first))
+    for number in (2, 3, 4):
+        s3.upload_part(PartNumber=number, Body=os.urandom(5 * MIB), **multipart_of(s3, s3_bucket, "u1"))
+
+    # The client resends from the offset: part 2 is replaced, 3 and 4 are still orphans when the upload is sealed.
+    end = await uploads.append("u1", offset=len(first), chunks=single(more), limit=len(more))
+    assert end == len(first + more)
+    assert await uploads.finish("u1", key="k") == end
+    assert await read(blobs, "k") == first + more
+
+
+async def test_a_failed_part_drops_the_parts_after_it_even_those_s3_took(
+    stores: tuple[S3UploadStore, S3BlobStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, blobs = stores
+    uploads = S3UploadStore(blobs.bucket, part_size=5 * MIB, in_flight=3)
+    data = os.urandom(22 * MIB)
+    upload_part = Multipart.upload_part
+    third_in = asyncio.Event()
+
+    async def failing_second(self: Multipart, number: int, body: Any) -> Part:
+        if number == 2:
+            await third_in.wait()  # fails after S3 took the part after it
+            raise OSError("connection reset by S3")
+        part = await upload_part(self, number, body)
+        if number == 3:
+            third_in.set()
+        return part
+
+    await uploads.create("u1")
+    with monkeypatch.context() as patched:
+        patched.setattr(Multipart, "upload_part", failing_second)
+        with pytest.raises(OSError, match="connection reset"):
+            await uploads.append("u1", offset=0, chunks=single(data), limit=len(data))
+    offset = await uploads.offset("u1")
+    assert offset == 5 * MIB  # part 1 only: nothing after the failed part is counted
+    end = await uploads.append("u1", offset=offset, chunks=single(data[offset:]), limit=len(data) - offset)
+    assert end == len(data)
+    assert await uploads.finish("u1", key="k") == len(data)
+    assert await read(blobs, "k") == data

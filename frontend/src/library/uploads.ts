@@ -18,9 +18,11 @@ export interface UploadHooks {
   failed(upload: UploadCard, message: string): void;
 }
 
-// The server fsyncs every PATCH before answering, and says 8 MiB or more per request uploads fastest; smaller
-// chunks would also lose less on a dropped connection, but the server keeps what arrived of a cut request anyway.
-const CHUNK_BYTES = 8 * 1024 * 1024;
+// The server makes every PATCH durable before answering, so fewer, bigger requests upload faster: on S3 it sends
+// the parts of one PATCH several at a time (docs/storage.md). Smaller chunks would lose less on a dropped
+// connection, but the server keeps what arrived of a cut request anyway; tus-js-client sends a slice of the file,
+// never holding it in memory.
+const CHUNK_BYTES = 64 * 1024 * 1024;
 
 /** A title for the recording from the file's name: "Team demo.mov" -> "Team demo". */
 export function titleFromFileName(name: string): string {

@@ -166,7 +166,7 @@ class S3Bucket:
             while chunk := await body.read(READ_CHUNK):
                 yield chunk
 
-    async def put(self, key: str, data: bytes | bytearray, **extra: Any) -> str:
+    async def put(self, key: str, data: bytes | bytearray | memoryview, **extra: Any) -> str:
         """PutObject; returns the ETag."""
         response = await self.client.put_object(Bucket=self.name, Key=self.full(key), **await body(data), **extra)
         return str(response["ETag"])
@@ -184,12 +184,17 @@ class S3Bucket:
                 raise OSError(f"S3 kept {len(errors)} objects: {first.get('Key')}: {first.get('Message')}")
 
     async def copy(self, source: str, target: str, *, size: int, copy_limit: int = MAX_COPY) -> None:
-        """Copy object `source` to `target` inside the service (no bytes pass through here).
+        """Copy the first `size` bytes of object `source` (usually all of it) to `target` inside the service (no
+        bytes pass through here).
 
-        CopyObject takes at most 5 GiB; a bigger object is copied as a multipart upload of UploadPartCopy ranges.
+        CopyObject copies a whole object of at most 5 GiB; a bigger one, or the start of one, is copied as a
+        multipart upload of UploadPartCopy ranges.
         """
         origin = {"Bucket": self.name, "Key": self.full(source)}
-        if size <= copy_limit:
+        head = await self.head(source)
+        if head is None:
+            raise FileNotFoundError(f"no object {source!r} in bucket {self.name!r}")
+        if size <= copy_limit and int(head["ContentLength"]) == size:
             await self.client.copy_object(
                 Bucket=self.name, Key=self.full(target), CopySource=origin, MetadataDirective="REPLACE"
             )
@@ -246,7 +251,7 @@ class Multipart:
     def _arguments(self) -> dict[str, Any]:
         return {"Bucket": self.bucket.name, "Key": self.bucket.full(self.key), "UploadId": self.upload_id}
 
-    async def upload_part(self, number: int, data: bytes | bytearray) -> Part:
+    async def upload_part(self, number: int, data: bytes | bytearray | memoryview) -> Part:
         response = await self.bucket.client.upload_part(PartNumber=number, **await body(data), **self._arguments())
         return Part(number, len(data), str(response["ETag"]))
 
@@ -287,15 +292,15 @@ class Multipart:
                 raise
 
 
-async def body(data: bytes | bytearray) -> dict[str, Any]:
-    """The Body and ContentMD5 arguments of a request sending `data`: small bodies as they are, big ones streamed
+async def body(data: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The Body and ContentMD5 arguments of a request sending `data`: small bodies as bytes, big ones streamed
     (see Body), their MD5 computed in a worker thread so the event loop goes on receiving meanwhile."""
     if len(data) <= Body.SLICE:
-        return {"Body": data, "ContentMD5": _md5(data)}
+        return {"Body": bytes(data), "ContentMD5": _md5(data)}
     return {"Body": Body(data), "ContentMD5": await anyio.to_thread.run_sync(_md5, data)}
 
 
-def _md5(data: bytes | bytearray) -> str:
+def _md5(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
@@ -310,7 +315,7 @@ class Body:
 
     SLICE = 256 * 1024
 
-    def __init__(self, data: bytes | bytearray) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self._data = memoryview(data)
         self._position = 0
 

@@ -9,16 +9,17 @@ Upload `u` is two keys under `{prefix}uploads/u/`:
   total size, and the upload's state (open, sealed, discarding). It is made with the upload and removed last.
 
 The offset is the recorded size of the parts plus the tail's. An append reads the tail (one GET), folds it into the
-next part, and rewrites the tail after each part S3 confirms (the record counting it, the bytes folded into it gone)
-and once more at the end with the bytes left over. Nothing lives on local disk or in memory between calls, so any
-instance continues an upload another began.
+next part, uploads parts a few at a time as they fill (s3_parts.PartWriter), rewrites the tail's record as parts are
+confirmed in order (the bytes folded into them gone), and once more at the end with the bytes left over. Nothing
+lives on local disk or in memory between calls, so any instance continues an upload another began.
 
-The record is written after the part it counts, so it never claims bytes S3 does not hold. A crash between a part
-and its record leaves the previous tail, which still describes the upload exactly: the offset is lower than what
-reached S3 (the client resends from it) and the part S3 holds beyond the record -- at most one, numbered parts + 1
--- is replaced by the next part or, when sealing, by the tail. S3's own list of parts (ListParts: a request per
-1,000 parts, and 45 ms on Ceph) is therefore read only to complete the upload. Callers serialise calls on one
-upload (services/upload_locks.py).
+The record is written after the parts it counts, so it never claims bytes S3 does not hold. A crash before a part
+is recorded leaves the previous tail, which still describes the upload exactly: the offset is lower than what
+reached S3 (the client resends from it), and the parts S3 holds beyond the record -- orphans, numbered from
+parts + 1, at most as many as were in flight -- are replaced by the next parts as the upload goes on; any left when
+it is sealed are completed after its bytes (see `_seal`). S3's own list of parts (ListParts: a request per 1,000
+parts, and 45 ms on Ceph) is therefore read only to complete the upload. Callers serialise calls on one upload
+(services/upload_locks.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from framecast.adapters.blobs.s3_client import (
     S3Bucket,
     blob_key,
 )
-from framecast.adapters.blobs.s3_parts import PartWriter, concatenation_plan
+from framecast.adapters.blobs.s3_parts import PARTS_IN_FLIGHT, Buffers, PartWriter, concatenation_plan
 from framecast.domain.uploads import OffsetMismatch, UploadError
 
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -90,12 +91,20 @@ class S3UploadStore:
     """UploadStore with concatenation on S3. Parts are `min_part` to `part_size` bytes (the last may be shorter)."""
 
     def __init__(
-        self, bucket: S3Bucket, *, part_size: int, min_part: int = MIN_PART, copy_limit: int = MAX_COPY
+        self,
+        bucket: S3Bucket,
+        *,
+        part_size: int,
+        min_part: int = MIN_PART,
+        copy_limit: int = MAX_COPY,
+        in_flight: int = PARTS_IN_FLIGHT,
     ) -> None:
         if not MIN_PART <= min_part <= part_size:
             raise ValueError(f"parts need {MIN_PART} <= min_part ({min_part}) <= part_size ({part_size})")
         self._bucket = bucket
         self._part_size = part_size
+        self._in_flight = in_flight
+        self._buffers = Buffers(part_size, keep=in_flight + 1)
         self._min_part = min_part
         self._copy_limit = copy_limit
 
@@ -235,8 +244,8 @@ class S3UploadStore:
         return Multipart(self._bucket, _key(upload_id, "data"), record.multipart_id)
 
     def _writer(self, upload_id: str, record: _Record) -> PartWriter:
-        """A writer of the parts after those `record` counts, which records each part once S3 confirms it (with an
-        empty tail: the tail's bytes went into the first one)."""
+        """A writer of the parts after those `record` counts, which records the parts S3 confirms (with an empty
+        tail: the tail's bytes went into the first one)."""
 
         async def confirmed(parts: Sequence[Part]) -> None:
             await self._bucket.put(_key(upload_id, "tail"), b"", Metadata=_grown(record, parts).metadata())
@@ -244,26 +253,35 @@ class S3UploadStore:
         return PartWriter(
             self._multipart(upload_id, record),
             next_number=record.parts + 1,
-            part_size=self._part_size,
+            buffers=self._buffers,
             confirmed=confirmed,
+            in_flight=self._in_flight,
         )
 
     async def _keep(self, upload_id: str, writer: PartWriter, record: _Record, *, tail_before: int) -> None:
-        """Make what `writer` holds durable: the part in flight, then the rest as a last part when it is big enough,
-        else as the new tail."""
-        await writer.settle()  # raises if a part failed: then nothing after it may be stored
-        if writer.buffered >= self._min_part:
-            await writer.send_remainder()
-        if writer.buffered and (writer.uploaded or writer.buffered != tail_before):
-            grown = _grown(record, writer.uploaded)
-            await self._bucket.put(_key(upload_id, "tail"), writer.take_remainder(), Metadata=grown.metadata())
+        """Make what `writer` holds durable: the parts in flight, then the rest as a last part when it is big enough,
+        else as the new tail; then release the writer."""
+        try:
+            await writer.settle()  # raises if a part failed: then nothing after it may be stored
+            if writer.buffered >= self._min_part:
+                await writer.send_remainder()
+            if writer.buffered and (writer.uploaded or writer.buffered != tail_before):
+                grown = _grown(record, writer.uploaded)
+                await self._bucket.put(_key(upload_id, "tail"), writer.remainder(), Metadata=grown.metadata())
+        finally:
+            writer.close()
 
     async def _seal(self, upload_id: str) -> tuple[str | None, int]:
-        """The upload's bytes as one object: its key (None for an empty upload) and size.
+        """The upload's bytes as (the start of) one object: its key (None for an empty upload) and size.
 
         With no parts the tail alone is the upload, and it is used as it is. Otherwise the tail becomes the last part
         (S3 allows it to be short, even empty), replacing any orphan part there, the record says sealed, and the
-        parts are completed into `data` (Ceph completes only with every part it holds). Each step is safe to repeat.
+        parts are completed into `data`. Each step is safe to repeat.
+
+        Ceph completes a multipart upload only with every part it holds, so orphan parts beyond the tail's number
+        (left by a crash while several parts were in flight) go into the object too, after the upload's bytes: the
+        tail's part is then padded to the smallest whole part, and the object is longer than the upload, which its
+        readers allow for (they read `size` bytes from its start).
         """
         record, tail = await self._head(upload_id)
         multipart = self._multipart(upload_id, record)
@@ -271,7 +289,14 @@ class S3UploadStore:
             if record.parts == 0:
                 return (_key(upload_id, "tail"), tail) if tail else (None, 0)
             last = record.parts + 1
-            if tail:
+            held = await multipart.parts()
+            if held is None:
+                raise RuntimeError(f"upload {upload_id}: its multipart upload is gone but its record is open")
+            if any(part.number > last for part in held) and tail < self._min_part:
+                padded = bytearray(self._min_part)
+                padded[:tail] = b"".join([chunk async for chunk in self._bucket.chunks(_key(upload_id, "tail"))])
+                await multipart.upload_part(last, padded)
+            elif tail:
                 await multipart.copy_part(last, _key(upload_id, "tail"), start=0, end=tail)
             else:
                 await multipart.upload_part(last, b"")
@@ -279,8 +304,10 @@ class S3UploadStore:
             await self._bucket.put(_key(upload_id, "tail"), b"", Metadata=record.metadata())
         parts = await multipart.parts()
         if parts is not None:
-            numbered = [part.number for part in parts] == list(range(1, record.parts + 1))
-            if not numbered or sum(part.size for part in parts) != record.parts_size:
+            counted = parts[: record.parts]
+            numbered = [part.number for part in counted] == list(range(1, record.parts + 1))
+            padding = sum(part.size for part in counted) - record.parts_size
+            if not numbered or not 0 <= padding <= (self._min_part if len(parts) > record.parts else 0):
                 raise RuntimeError(f"upload {upload_id}: S3 holds other parts than its record says: {parts}")
             await multipart.complete(parts)
         elif await self._bucket.head(_key(upload_id, "data")) is None:
