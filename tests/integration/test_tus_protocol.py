@@ -666,3 +666,25 @@ async def test_the_stored_bytes_are_the_truth_when_the_row_lags(server: Server) 
         assert stale.status_code == 409
         await http.patch(location, content=b"hij", headers={**STREAM, "Upload-Offset": "7"})
     assert await raw_video(server, recording_id) == b"abcdefghij"
+
+
+async def test_a_patch_without_a_head_goes_by_the_stored_bytes_when_the_row_lags(server: Server) -> None:
+    """A PATCH at the row's offset is checked against the store (no HEAD before it): 409, and the row catches up;
+    a PATCH at the stored offset is taken although the row says less."""
+    recording_id, url = await uploading_recording(server)
+    async with httpx.AsyncClient() as http:
+        location = await create(http, url, 12)
+        await http.patch(location, content=b"abc", headers={**STREAM, "Upload-Offset": "0"})
+        path = server.container.settings.data_dir / "uploads" / location.rsplit("/", 1)[-1]
+        async with await anyio.open_file(path, "ab") as f:  # what a killed server wrote but never recorded
+            await f.write(b"def")
+        stale = await http.patch(location, content=b"xyz", headers={**STREAM, "Upload-Offset": "3"})
+        assert stale.status_code == 409
+        async with server.container.uow() as tx:
+            assert (await tx.uploads.get(location.rsplit("/", 1)[-1])).offset == 6
+        async with await anyio.open_file(path, "ab") as f:  # again, and this time the client knows
+            await f.write(b"ghi")
+        taken = await http.patch(location, content=b"jkl", headers={**STREAM, "Upload-Offset": "9"})
+        assert taken.status_code == 204
+        assert taken.headers["upload-offset"] == "12"
+    assert await raw_video(server, recording_id) == b"abcdefghijkl"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from framecast.domain.errors import ConcurrentUpdate, DomainError, InvalidTransition, NotFound
 from framecast.domain.recordings import UPLOAD_STATUSES, Limits, Recording, RecordingStatus
-from framecast.domain.uploads import Upload, UploadError, UploadKind
+from framecast.domain.uploads import OffsetMismatch, Upload, UploadError, UploadKind
 from framecast.ports import (
     BlobStore,
     Clock,
@@ -190,7 +190,12 @@ class UploadService:
             async with self._uow() as tx:
                 loaded = await tx.uploads.get(upload_id)
                 recording = await tx.recordings.get(loaded.recording_id) if loaded.recording_id else None
-            upload = await self._reconcile(loaded)
+            upload = loaded
+            if upload.offset != offset or upload.is_complete:
+                # The row may lag the stored bytes (a crash between storing and recording them), and then it
+                # disagrees with a client that asked the store (HEAD reconciles): the store decides. When the two
+                # agree, the store checks the offset itself as it appends, which spares a request per PATCH on S3.
+                upload = await self._reconcile(upload)
             if upload.completed_at is not None:
                 return await self._append_to_finished(upload, offset=offset, body=body)
             await self._check_recording(upload, recording=recording)
@@ -198,8 +203,15 @@ class UploadService:
                 upload.declare_length(length, max_size=self.max_size)
             upload.check_append(offset=offset)
             room = upload.room(max_size=self.max_size)
-            async with incoming(body, room=room, cut=cut, spool_dir=self._spool_dir) as chunks:
-                size = await self._store.append(upload_id, offset=offset, chunks=chunks, limit=room)
+            try:
+                async with incoming(body, room=room, cut=cut, spool_dir=self._spool_dir) as chunks:
+                    size = await self._store.append(upload_id, offset=offset, chunks=chunks, limit=room)
+            except OffsetMismatch:
+                await self._reconcile(upload)  # the row catches up with the store before the client is told
+                raise
+            except FileNotFoundError:
+                upload = await self._reconcile(upload)  # NotFound when it is gone, else it was finished meanwhile
+                return await self._append_to_finished(upload, offset=offset, body=body)
             upload = await self._progress(upload, size)
         self._raise_if_cut(cut, upload)
         return upload
