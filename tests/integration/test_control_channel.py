@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import websockets
+from sqlalchemy import event
 from websockets.asyncio.client import ClientConnection
 
-from conftest import Server
+from conftest import Server, serving
+from framecast.api import control
+from framecast.bootstrap import build_container
+from framecast.services.accounts import create_token, ensure_user
+from framecast.settings import Settings
 
 
 async def create(server: Server, **body: Any) -> dict[str, Any]:
@@ -93,3 +101,60 @@ async def test_repeated_seq_is_acknowledged_again_and_applied_once(server: Serve
         {"seq": 2, "status": "PAUSED"},
         {"seq": 2, "status": "PAUSED"},
     ]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def live_server(
+    request: pytest.FixtureRequest, settings: Settings, run_id: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Server]:
+    """A server whose idle connections refresh their live entry every 0.2 s, with live state in memory or Redis."""
+    monkeypatch.setattr(control, "TOUCH_SECONDS", 0.2)
+    if request.param == "redis":
+        prefix = f"framecast-test-{run_id}-{secrets.token_hex(4)}:"
+        settings = settings.model_copy(
+            update={"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": prefix}
+        )
+    container = await build_container(settings)
+    try:
+        user = await ensure_user(uow=container.uow, clock=container.clock, email="owner@example.com")
+        token = await create_token(uow=container.uow, clock=container.clock, user=user)
+        async with serving(container) as url:
+            yield Server(container=container, url=url, user=user, token=token)
+    finally:
+        await container.aclose()
+
+
+async def test_an_idle_session_keeps_its_live_entry_fresh_without_reading_the_database(live_server: Server) -> None:
+    server = live_server
+    recording = await create(server)
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, parameters: object, *args: object) -> None:
+        if recording["id"] in repr(parameters):
+            statements.append(statement)
+
+    async with websockets.connect(recording["ws_url"], compression=None) as ws:
+        await receive(ws)
+        await send(ws, "RECORDING_STARTED", 1)
+        await receive(ws)
+        started = await server.container.live.get(recording["id"])
+        assert started is not None
+        event.listen(server.container.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await asyncio.sleep(0.7)  # three keep-alives or so
+        finally:
+            event.remove(server.container.engine.sync_engine, "before_cursor_execute", record)
+        refreshed = await server.container.live.get(recording["id"])
+        assert refreshed is not None
+        assert refreshed.status == started.status == "RECORDING"
+        assert started.last_seen is not None
+        assert refreshed.last_seen is not None
+        assert refreshed.last_seen > started.last_seen
+        assert statements == []  # the entry carried the status: no query about the recording
+
+        # An entry gone (expired, or lost with a Redis restart) is written again from the database.
+        await server.container.live.delete(recording["id"])
+        await asyncio.sleep(0.5)
+        restored = await server.container.live.get(recording["id"])
+        assert restored is not None
+        assert restored.status == "RECORDING"
