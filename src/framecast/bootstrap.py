@@ -90,14 +90,16 @@ class Container:
         return probes
 
     def start_background(self) -> None:
-        """Start the loops every instance runs: outbox relay, deadline sweeper, upload expiry (safe to run anywhere),
-        and the job worker unless the settings leave jobs to `framecast worker` processes."""
+        """Start the loops every instance runs: outbox relay, deadline sweeper, upload and session expiry, event
+        retention (safe to run anywhere), and the job worker unless the settings leave jobs to `framecast worker`
+        processes."""
         self._tasks.append(asyncio.create_task(self._relay_events(), name="outbox-relay"))
         interval = self.settings.sweep_interval_seconds
         for name, step, every in (
             ("deadline-sweeper", self.recordings.sweep, interval),
             ("upload-expiry", self.uploads.expire, interval),
             ("session-expiry", self.sessions.sweep, 3600.0),
+            ("event-retention", self._prune_events, 3600.0),
         ):
             self._tasks.append(asyncio.create_task(self._every_sweep(name, step, every), name=name))
         if self.settings.serve_workers:
@@ -111,6 +113,9 @@ class Container:
         if isinstance(self.bus, BrokeredEventBus):
             await _connect_bus(self.bus)
         await self.relay.run()
+
+    async def _prune_events(self) -> int:
+        return await self.relay.prune(older_than=timedelta(days=self.settings.event_retention_days))
 
     async def _every_sweep(self, name: str, step: Callable[[], Awaitable[int]], interval: float) -> None:
         while True:

@@ -159,6 +159,11 @@ class Outbox(Protocol):
         """Record that `consumer` handled `event_id`; False when it already had (deduplication)."""
         ...
 
+    async def prune(self, *, dispatched_before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the oldest events dispatched before then, with the consumers' records of them;
+        returns how many. Pending events are never deleted."""
+        ...
+
 
 class RelayLock(Protocol):
     """Lets one outbox relay publish at a time, however many instances run one."""

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024**3, description="Largest upload accepted (413 beyond).")
     upload_expiry_seconds: float = Field(default=24 * 3600, description="Idle unfinished uploads are removed after.")
     sweep_interval_seconds: float = Field(default=1.0, description="How often deadlines are enforced.")
+    event_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Dispatched events, and the consumers' records of them, are deleted this long after dispatch. "
+        "Keep it at least as long as the Kafka topic's retention: a consumer rewound further would handle again.",
+    )
     ws_ping_interval_seconds: float = Field(default=20.0, description="WebSocket keep-alive ping interval.")
 
     serve_workers: bool = Field(default=True, description="Run the job worker inside `serve` (embedded default).")

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 from framecast.domain.events import DomainEvent
 from framecast.ports import Clock, EventBus, EventHandler, RelayLock, UnitOfWork, UnitOfWorkFactory
@@ -85,6 +86,20 @@ class OutboxRelay:
                 await tx.outbox.mark_dispatched([entry.position for entry in pending], at=self._clock.now())
                 await tx.commit()
             return len(pending)
+
+    async def prune(self, *, older_than: timedelta, batch: int = 1000) -> int:
+        """Delete the events dispatched longer than `older_than` ago, with the consumers' records of them (their
+        deduplication), a batch per transaction so no table is locked for long; returns how many. Safe on every
+        instance at once: a row two instances both pick is deleted by one of them."""
+        cutoff = self._clock.now() - older_than
+        total = 0
+        while True:
+            async with self._uow() as tx:
+                removed = await tx.outbox.prune(dispatched_before=cutoff, limit=batch)
+                await tx.commit()
+            total += removed
+            if removed < batch:
+                return total
 
     @contextlib.asynccontextmanager
     async def _held(self) -> AsyncIterator[bool]:

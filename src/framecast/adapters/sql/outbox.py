@@ -19,7 +19,7 @@ import zlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -78,6 +78,20 @@ class SqlOutbox:
     async def mark_dispatched(self, positions: Sequence[int], *, at: datetime) -> None:
         if positions:
             await self._conn.execute(update(outbox).where(outbox.c.position.in_(positions)).values(dispatched_at=at))
+
+    async def prune(self, *, dispatched_before: datetime, limit: int) -> int:
+        query = (
+            select(outbox.c.position, outbox.c.event_id)
+            .where(outbox.c.dispatched_at < dispatched_before)
+            .order_by(outbox.c.position)
+            .limit(limit)
+        )
+        rows = (await self._conn.execute(query)).all()
+        if rows:
+            event_ids = [row.event_id for row in rows]
+            await self._conn.execute(delete(processed_events).where(processed_events.c.event_id.in_(event_ids)))
+            await self._conn.execute(delete(outbox).where(outbox.c.position.in_([row.position for row in rows])))
+        return len(rows)
 
     async def claim_for(self, consumer: str, event_id: str) -> bool:
         dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite

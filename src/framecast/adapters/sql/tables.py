@@ -177,6 +177,7 @@ outbox = Table(
         postgresql_where=text("dispatched_at IS NULL"),
         sqlite_where=text("dispatched_at IS NULL"),
     ),
+    Index("ix_outbox_dispatched_at", "dispatched_at"),  # what the retention sweep deletes
 )
 
 processed_events = Table(
@@ -184,6 +185,7 @@ processed_events = Table(
     metadata,
     Column("consumer", String(100), primary_key=True),
     Column("event_id", String(36), primary_key=True),
+    Index("ix_processed_events_event_id", "event_id"),  # deleted with their event (retention)
 )
 
 jobs = Table(
