@@ -199,12 +199,30 @@ async def serving(container: Container) -> AsyncIterator[str]:
         await task
 
 
-@pytest.fixture
-async def server(container: Container) -> AsyncIterator[Server]:
+@contextlib.asynccontextmanager
+async def served(container: Container) -> AsyncIterator[Server]:
+    """`container` served on loopback, with an owner account and its API token."""
     user = await ensure_user(uow=container.uow, clock=container.clock, email="owner@example.com")
     token = await create_token(uow=container.uow, clock=container.clock, user=user)
     async with serving(container) as url:
         yield Server(container=container, url=url, user=user, token=token)
+
+
+@contextlib.asynccontextmanager
+async def server_of(settings: Settings) -> AsyncIterator[Server]:
+    """A container built from `settings` and served (see `served`); closed on exit."""
+    container = await build_container(settings)
+    try:
+        async with served(container) as server:
+            yield server
+    finally:
+        await container.aclose()
+
+
+@pytest.fixture
+async def server(container: Container) -> AsyncIterator[Server]:
+    async with served(container) as served_server:
+        yield served_server
 
 
 async def drive_to_uploading(base_url: str, token: str) -> tuple[str, str]:

@@ -13,10 +13,8 @@ import websockets
 from sqlalchemy import event
 from websockets.asyncio.client import ClientConnection
 
-from conftest import Server, serving
+from conftest import Server, server_of
 from framecast.api import control
-from framecast.bootstrap import build_container
-from framecast.services.accounts import create_token, ensure_user
 from framecast.settings import Settings
 
 
@@ -114,14 +112,8 @@ async def live_server(
         settings = settings.model_copy(
             update={"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": prefix}
         )
-    container = await build_container(settings)
-    try:
-        user = await ensure_user(uow=container.uow, clock=container.clock, email="owner@example.com")
-        token = await create_token(uow=container.uow, clock=container.clock, user=user)
-        async with serving(container) as url:
-            yield Server(container=container, url=url, user=user, token=token)
-    finally:
-        await container.aclose()
+    async with server_of(settings) as server:
+        yield server
 
 
 async def test_an_idle_session_keeps_its_live_entry_fresh_without_reading_the_database(live_server: Server) -> None:

@@ -19,7 +19,7 @@ from tusclient.client import TusClient
 from tusclient.uploader import Uploader
 
 import media_clips
-from conftest import S3Service, Server, drive_to_uploading, free_port, serving
+from conftest import S3Service, Server, drive_to_uploading, free_port, server_of, serving
 from framecast.adapters.blobs.s3_client import S3Bucket
 from framecast.adapters.blobs.s3_rules import (
     Lifecycle,
@@ -108,14 +108,8 @@ def processing_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def processing_server(processing_settings: Settings) -> AsyncIterator[Server]:
-    container = await build_container(processing_settings)
-    try:
-        user = await ensure_user(uow=container.uow, clock=container.clock, email="owner@example.com")
-        token = await create_token(uow=container.uow, clock=container.clock, user=user)
-        async with serving(container) as url:
-            yield Server(container=container, url=url, user=user, token=token)
-    finally:
-        await container.aclose()
+    async with server_of(processing_settings) as server:
+        yield server
 
 
 async def test_a_tus_upload_to_s3_is_processed_and_its_media_are_fetched_through_redirects(
