@@ -688,3 +688,22 @@ async def test_a_patch_without_a_head_goes_by_the_stored_bytes_when_the_row_lags
         assert taken.status_code == 204
         assert taken.headers["upload-offset"] == "12"
     assert await raw_video(server, recording_id) == b"abcdefghijkl"
+
+
+async def test_a_patch_refused_for_its_offset_declares_no_length(server: Server) -> None:
+    """The row lags the store, the PATCH goes by the row and declares the deferred length: 409, and no length."""
+    _, url = await uploading_recording(server)
+    async with httpx.AsyncClient() as http:
+        location = await create(http, url, None)
+        await http.patch(location, content=b"abc", headers={**STREAM, "Upload-Offset": "0"})
+        path = server.container.settings.data_dir / "uploads" / location.rsplit("/", 1)[-1]
+        async with await anyio.open_file(path, "ab") as f:  # what a killed server wrote but never recorded
+            await f.write(b"def")
+        refused = await http.patch(
+            location, content=b"xyz", headers={**STREAM, "Upload-Offset": "3", "Upload-Length": "6"}
+        )
+        assert refused.status_code == 409
+        head = await http.head(location, headers=TUS)
+        assert head.headers["upload-offset"] == "6"
+        assert "upload-length" not in head.headers
+        assert head.headers["upload-defer-length"] == "1"

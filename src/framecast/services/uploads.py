@@ -207,10 +207,12 @@ class UploadService:
                 async with incoming(body, room=room, cut=cut, spool_dir=self._spool_dir) as chunks:
                     size = await self._store.append(upload_id, offset=offset, chunks=chunks, limit=room)
             except OffsetMismatch:
-                await self._reconcile(upload)  # the row catches up with the store before the client is told
+                # The row catches up with the store before the client is told, reloaded: nothing this refused PATCH
+                # declared (a deferred length) is saved.
+                await self._reconciled(upload_id)
                 raise
             except FileNotFoundError:
-                upload = await self._reconcile(upload)  # NotFound when it is gone, else it was finished meanwhile
+                upload = await self._reconciled(upload_id)  # NotFound when it is gone, else it was finished meanwhile
                 return await self._append_to_finished(upload, offset=offset, body=body)
             upload = await self._progress(upload, size)
         self._raise_if_cut(cut, upload)
