@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,9 @@ from framecast.adapters.sql.migrate import upgrade_async
 from framecast.adapters.sql.tables import outbox
 from framecast.api.app import create_app, server_config
 from framecast.bootstrap import Container, build_container
+from framecast.domain.events import DomainEvent
 from framecast.domain.users import User
+from framecast.ports import EventHandler
 from framecast.services.accounts import create_token, ensure_user
 from framecast.settings import Settings
 
@@ -381,3 +383,16 @@ def s3_bucket(s3_service: S3Service, run_id: str) -> Iterator[str]:
                 client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
         client.delete_bucket(Bucket=name)
         client.close()
+
+
+class PublishedEvents:
+    """An event bus that only keeps what a relay publishes to it (for tests of the outbox relay)."""
+
+    def __init__(self) -> None:
+        self.published: list[DomainEvent] = []
+
+    def subscribe(self, consumer: str, handler: EventHandler) -> None:
+        raise AssertionError(f"{consumer} subscribed to a bus that only records what is published")
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        self.published += events

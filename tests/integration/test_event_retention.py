@@ -8,25 +8,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from conftest import PublishedEvents
 from framecast.adapters.clock import FakeClock
 from framecast.adapters.sql.tables import outbox, processed_events
 from framecast.bootstrap import Container
 from framecast.domain.events import DomainEvent
-from framecast.ports import EventHandler
 from framecast.services.events import OutboxRelay
-
-
-class Recorder:
-    """A bus that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.published: list[DomainEvent] = []
-
-    def subscribe(self, consumer: str, handler: EventHandler) -> None:
-        raise AssertionError("nothing subscribes here")
-
-    async def publish(self, events: Sequence[DomainEvent]) -> None:
-        self.published += events
 
 
 async def append(container: Container, clock: FakeClock, subject: str, count: int) -> list[DomainEvent]:
@@ -53,7 +40,7 @@ async def stored(container: Container) -> tuple[set[str], int]:
 
 async def test_events_dispatched_longer_ago_than_the_retention_go_with_their_claims(container: Container) -> None:
     clock = FakeClock()
-    relay = OutboxRelay(uow=container.uow, bus=Recorder(), clock=clock)
+    relay = OutboxRelay(uow=container.uow, bus=PublishedEvents(), clock=clock)
     old = await append(container, clock, "r1", 5)
     assert await relay.relay_once() == 5
     await claim(container, "search", old)

@@ -4,36 +4,23 @@ and one recording's events become visible to relays only in commit order."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from conftest import PublishedEvents
 from framecast.adapters.sql.outbox import SqlRelayLock
 from framecast.bootstrap import Container
 from framecast.domain.events import DomainEvent
-from framecast.ports import EventHandler
 from framecast.services.events import OutboxRelay
 
 pytestmark = pytest.mark.parametrize(
     "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
 TIMEOUT = 10.0
-
-
-class Recorder:
-    """A bus that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.published: list[DomainEvent] = []
-
-    def subscribe(self, consumer: str, handler: EventHandler) -> None:
-        raise NotImplementedError("a recorder has no subscribers")
-
-    async def publish(self, events: Sequence[DomainEvent]) -> None:
-        self.published += events
 
 
 def progress(subject: str, percent: int) -> DomainEvent:
@@ -69,7 +56,7 @@ async def test_a_second_relay_stands_by_while_the_first_holds_the_lock(container
     async with container.uow() as tx:
         await tx.outbox.append([progress("r1", 1)])
         await tx.commit()
-    bus = Recorder()
+    bus = PublishedEvents()
     relay = OutboxRelay(uow=container.uow, bus=bus, clock=container.clock, lock=SqlRelayLock(container.engine))
     async with SqlRelayLock(container.engine).hold() as held:
         assert held
