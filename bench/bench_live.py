@@ -4,12 +4,16 @@ live, part 1 (stop -> playable): a 640x360 30 fps clip (the agent benchmark's, a
 in bench/results/clips/) of 10 s, 5 min and 30 min (10 s and 1 min with --quick) is replayed by `framecast
 record --source CLIP --speed 0 --no-input` against one `framecast serve` (embedded default). Stop is the moment the
 agent's capture ffmpeg exits (psutil, 10 ms polls), as in the agent benchmark. Complete is the first poll (every
-20 ms) at which the share link's media playlist ends with #EXT-X-ENDLIST; then every URI it names (init segments
-included) is fetched and must answer 200, and a fresh headless Chromium page opens the share link and clicks Play:
-playable is its first decoded frame (requestVideoFrameCallback), so stop -> playable includes loading the page (a
-fresh browser context each time; one 10 s warm-up run first, not recorded, so the browser is already running). The
-named baseline, in the same run: the floor of a design that starts work at stop, a raw `ffmpeg -c copy -f hls`
-remux of the same clip from local disk (no upload, no transcode), timed from its start to its exit.
+20 ms) at which the share link's media playlist ends with #EXT-X-ENDLIST. Then a fresh headless Chromium page
+opens the share link and clicks Play: playable is its first decoded frame (requestVideoFrameCallback), so stop ->
+playable includes loading the page, its script and media with an empty cache. The page is a new browser context
+each run, made with its blank tab before stop, as a viewer's browser is already running when the link comes: making
+a context costs Playwright 0.2-0.3 s here, which is the harness's, not the link's. One 10 s warm-up run comes first,
+not recorded, so the browser has started its renderer. Every URI the final playlist names (init segments included)
+is then fetched and must answer 200 (not timed). Chromium runs without its omnibox popups (bench_web.FLAGS): hidden
+in headless mode, they spin at half a core while any page is open. The named baseline, in the same run: the floor
+of a design that starts work at stop, a raw `ffmpeg -c copy -f hls` remux of the same clip from local disk (no
+upload, no transcode), timed from its start to its exit.
 
 live, part 2 (live latency): the 5-minute clip (1 minute with --quick) replayed at real time (`--speed 1
 --duration 60`, 20 s with --quick) while a Chromium viewer watches the share link from the moment it has media.
@@ -33,13 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs without the types-psutil package
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from bench.bench_agent import agent_env, alive, forget, is_capture, newest_recording, reaped
 from bench.bench_agent import cached_clip as agent_clip
@@ -135,17 +140,22 @@ async def media_playlist(http: httpx.AsyncClient, recording_id: str) -> tuple[st
     return url, (await http.get(url)).text
 
 
-async def first_frame(browser: Browser, url: str) -> float:
-    """Open `url` in a fresh context, click Play from the page, return perf_counter at the first decoded frame."""
+@contextlib.asynccontextmanager
+async def fresh_page(browser: Browser) -> AsyncIterator[Page]:
+    """A new browser context (empty cache, no cookies) with one blank page, watching for the first frame."""
     context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]  # a ViewportSize TypedDict
     try:
         await context.add_init_script(WATCHER)
-        page = await context.new_page()
-        await page.goto(url, wait_until="commit")
-        await page.wait_for_function("window.__benchMarks.firstFrame !== null", timeout=FRAME_TIMEOUT_MS, polling=5)
-        return time.perf_counter()
+        yield await context.new_page()
     finally:
         await context.close()
+
+
+async def first_frame(page: Page, url: str) -> float:
+    """Open `url` in `page`, click Play from the page, return perf_counter at the first decoded frame."""
+    await page.goto(url, wait_until="commit")
+    await page.wait_for_function("window.__benchMarks.firstFrame !== null", timeout=FRAME_TIMEOUT_MS, polling=5)
+    return time.perf_counter()
 
 
 # -- part 1: stop -> playable ----------------------------------------------------------------------------------------
@@ -165,6 +175,7 @@ async def stop_run(server: ServerProcess, browser: Browser, clip: Path, length: 
     async with (
         Agent(server, args, home) as agent,
         httpx.AsyncClient(base_url=server.url, headers=auth, timeout=60) as http,
+        fresh_page(browser) as page,
     ):
         stopped = await agent.capture_ended()
         recording_id = await newest_recording(http)
@@ -175,7 +186,7 @@ async def stop_run(server: ServerProcess, browser: Browser, clip: Path, length: 
                 break
             await asyncio.sleep(POLL_SECONDS)
         share_url = (await http.get(f"/api/v1/recordings/{recording_id}")).json()["share_url"]
-        playable = await first_frame(browser, share_url)
+        playable = await first_frame(page, share_url)
         url, playlist = found
         base = url.rsplit("/", 1)[0]
         for uri in uris(playlist):  # every segment is there (not timed)
@@ -251,19 +262,14 @@ async def framecast_latency(server: ServerProcess, browser: Browser, clip: Path,
         while await media_playlist(http, recording_id) is None:  # noqa: ASYNC110 (polled: the server)
             await asyncio.sleep(PLAYLIST_POLL_SECONDS)
         share_url = (await http.get(f"/api/v1/recordings/{recording_id}")).json()["share_url"]
-        context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
         viewer: list[float] = []
-        try:
-            await context.add_init_script(WATCHER)
-            page = await context.new_page()
+        async with fresh_page(browser) as page:
             await page.goto(share_url)
             await page.wait_for_function("window.__benchMarks.firstFrame !== null", timeout=FRAME_TIMEOUT_MS)
             while not ended.done():
                 current = await page.evaluate("document.querySelector('video').currentTime")
                 viewer.append(time.time() - (started + float(current)))
                 await asyncio.sleep(1.0)
-        finally:
-            await context.close()
         latencies = await segments
         await agent.exited
         await forget(http, server, recording_id)

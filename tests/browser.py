@@ -34,6 +34,9 @@ FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    # Headless Chromium 156 keeps its omnibox popups (WebUI pages no one sees) in a renderer that spins at half a
+    # core while any page is open; on two cores that slows every browser test.
+    "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
 ]
 ARTIFACTS = Path(os.environ.get("FRAMECAST_TEST_ARTIFACTS") or Path(__file__).parent.parent / "test-artifacts")
 
