@@ -75,6 +75,7 @@ class HlsEngine implements Engine {
   private url = "";
   private live: boolean | null = null;
   private emptyTimer = 0;
+  private attached = false;
 
   constructor(
     private readonly video: HTMLVideoElement,
@@ -122,6 +123,13 @@ class HlsEngine implements Engine {
         events.failed("This video cannot be played in this browser.");
       }
     });
+    // hls.js looks for a first segment to fetch when the media playlist arrives, and after that only on its 100 ms
+    // timer: a playlist that arrives before the <video> has opened its MediaSource waits for the next tick. The first
+    // load therefore waits for the attachment (a few milliseconds after the page's script runs), so it never does.
+    this.hls.once(Events.MEDIA_ATTACHED, () => {
+      this.attached = true;
+      if (this.url) this.hls.loadSource(this.url);
+    });
     this.hls.attachMedia(video);
   }
 
@@ -143,7 +151,7 @@ class HlsEngine implements Engine {
     this.resume = resume ?? null;
     this.expiring = false;
     this.hls.config.startPosition = resume ? resume.time : -1;
-    this.hls.loadSource(url);
+    if (this.attached) this.hls.loadSource(url);
   }
 
   select(index: number): void {
