@@ -37,9 +37,14 @@ def run_file(fragments: int, *, seed: int = 0) -> tuple[bytes, list[bytes]]:
 
 class Script:
     """A server that keeps what it is sent and answers as docs/live.md says, unless `answers` says otherwise for a
-    request (by method and path after /live/): a list of (status, code) taken one per request."""
+    request (by method and path after /live/): a list of (status, code), or None for the usual answer, taken one per
+    request.
 
-    def __init__(self, *, answers: dict[tuple[str, str], list[tuple[int, str]]] | None = None) -> None:
+    The uploader declares completion twice: early, while its last pieces are on their way, and again once every piece
+    has settled (unless the early answer said READY). `missing_once` is what the first completion that comes after
+    every run has been ended says is missing."""
+
+    def __init__(self, *, answers: dict[tuple[str, str], list[tuple[int, str] | None]] | None = None) -> None:
         self.answers = answers or {}
         self.stored: dict[str, bytes] = {}
         self.ended: dict[int, int] = {}
@@ -47,8 +52,11 @@ class Script:
         self.in_flight = 0
         self.most_in_flight = 0
         self.state: dict[str, Any] | None = None  # the answer to GET /live, when the test sets one
-        self.missing_once: list[dict[str, Any]] = []  # what the first complete says is missing
+        self.missing_once: list[dict[str, Any]] = []  # what the first complete after every run's end says is missing
         self.missing_always: list[dict[str, Any]] = []  # what every complete says is missing
+        self.status = "UPLOADING"  # what every answer says the recording is
+        self.declared: int | None = None  # the runs of the last completion taken
+        self.completions = 0
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url="http://fc", transport=httpx.MockTransport(self.handle))
@@ -62,8 +70,8 @@ class Script:
         try:
             await asyncio.sleep(0.01)
             scripted = self.answers.get((request.method, where))
-            if scripted:
-                status, code = scripted.pop(0)
+            if scripted and (answer := scripted.pop(0)) is not None:
+                status, code = answer
                 return httpx.Response(status, json={"error": {"code": code, "message": f"scripted {code}"}})
             return self.answer(request, where)
         finally:
@@ -84,8 +92,13 @@ class Script:
             self.ended[int(where.split("/")[0])] = json.loads(request.content)["segments"]
             return httpx.Response(200, json=self.live_state())
         if request.method == "POST" and where == "complete":
+            if not any(piece.endswith("/init") for piece in self.stored):
+                error = {"code": "nothing_recorded", "message": "no init segment arrived"}
+                return httpx.Response(409, json={"error": error})
+            self.declared = json.loads(request.content)["runs"]
+            self.completions += 1
             state = self.live_state()
-            if self.missing_once:
+            if self.missing_once and len(self.ended) >= self.declared:
                 state["missing"], self.missing_once = self.missing_once, []
             state["missing"] = state["missing"] or self.missing_always
             return httpx.Response(200, json=state)
@@ -94,7 +107,7 @@ class Script:
         return httpx.Response(404)
 
     def live_state(self) -> dict[str, Any]:
-        return {"status": "UPLOADING", "runs": [], "declared_runs": None, "missing": [], "complete": False}
+        return {"status": self.status, "runs": [], "declared_runs": None, "missing": [], "complete": False}
 
     def puts(self) -> list[str]:
         return [where for method, where in self.requests if method == "PUT"]
@@ -120,9 +133,7 @@ async def finish(entry: Entry, script: Script, **options: Any) -> str:
         entry.release()
 
 
-async def test_each_run_goes_init_first_then_its_segments_then_its_end_then_the_recording_completes(
-    tmp_path: Path,
-) -> None:
+async def test_each_run_goes_init_first_then_its_segments_and_is_ended_with_its_count(tmp_path: Path) -> None:
     (init1, segments1), (init2, segments2) = run_file(3), run_file(2, seed=1)
     entry = spooled(tmp_path, (init1, segments1), (init2, segments2))
     script = Script()
@@ -134,10 +145,35 @@ async def test_each_run_goes_init_first_then_its_segments_then_its_end_then_the_
     order = [where for _, where in script.requests]
     for run, count in ((1, 3), (2, 2)):
         assert order.index(f"{run}/init") < min(order.index(f"{run}/{i}") for i in range(count))
-        assert max(order.index(f"{run}/{i}") for i in range(count)) < order.index(f"{run}/end")
     assert script.ended == {1: 3, 2: 2}
-    assert order[-1] == "complete", "completion comes after every run has ended"
+    assert script.declared == 2
     assert script.most_in_flight <= 2
+
+
+async def test_completion_is_declared_while_the_last_pieces_are_on_their_way_and_asked_again_once_they_land(
+    tmp_path: Path,
+) -> None:
+    entry = spooled(tmp_path, run_file(4))
+    script = Script()
+    await finish(entry, script)
+    order = [where for _, where in script.requests]
+    assert order.index("1/end") < order.index("1/3"), "the run is ended before its last segment is sent"
+    assert order.index("complete") < order.index("1/3"), "so the server is READY the moment the last one lands"
+    assert order.count("complete") == 2
+    assert order[-1] == "complete", "the answer that counts comes once every piece has settled"
+
+
+async def test_an_early_completion_answered_ready_is_not_asked_again(tmp_path: Path) -> None:
+    """A resumed upload the server already holds whole: nothing is sent, and one completion is all it takes."""
+    entry = spooled(tmp_path, run_file(1))
+    script = Script()
+    script.stored["1/init"] = b"held"
+    script.status = "READY"
+    held = {"run": 1, "init": True, "segments": 1, "received": [0], "ended": 1}
+    script.state = {"status": "READY", "runs": [held], "declared_runs": 1, "missing": [], "complete": True}
+    await finish(entry, script, resume=True)
+    assert script.puts() == []
+    assert script.requests.count(("POST", "complete")) == 1
 
 
 async def test_a_run_with_no_whole_fragment_is_ended_with_zero_and_sends_no_init(tmp_path: Path) -> None:
@@ -153,7 +189,7 @@ async def test_nothing_captured_is_refused_before_completing(tmp_path: Path) -> 
     script = Script()
     with pytest.raises(UploadRefused, match="nothing was captured"):
         await finish(entry, script)
-    assert ("POST", "complete") not in script.requests
+    assert script.declared is None, "the server took no completion"
 
 
 async def test_a_segment_refused_as_corrupt_is_read_again_and_resent(tmp_path: Path) -> None:
@@ -172,7 +208,7 @@ async def test_a_segment_corrupt_every_time_is_given_up_on(tmp_path: Path) -> No
     with pytest.raises(UploadRefused, match="segment 1 of run 1"):
         await finish(entry, script)
     assert script.puts().count("1/1") == PUT_ATTEMPTS
-    assert ("POST", "complete") not in script.requests
+    assert script.completions <= 1, "only the early declaration, which cannot make it READY with a segment missing"
 
 
 async def test_a_missing_init_segment_is_sent_before_the_segment_again(tmp_path: Path) -> None:
@@ -196,7 +232,7 @@ async def test_server_errors_and_dropped_connections_are_retried(tmp_path: Path)
     script = Script(answers={("PUT", "1/1"): [(503, "unavailable")], ("POST", "complete"): [(502, "bad_gateway")]})
     await finish(entry, script, on_retry=lambda _exc, _wait: None)
     assert script.puts().count("1/1") == 2
-    assert script.requests.count(("POST", "complete")) == 2
+    assert script.completions == 2, "the early declaration retried after the 502, and the final one"
 
 
 async def test_what_completion_says_is_missing_is_sent_again_from_the_spool(tmp_path: Path) -> None:
@@ -205,7 +241,8 @@ async def test_what_completion_says_is_missing_is_sent_again_from_the_spool(tmp_
     script = Script()
     script.missing_once = [{"run": 1, "index": 2}, {"run": 2, "index": None}]
     await finish(entry, script)
-    after = script.requests[script.requests.index(("POST", "complete")) + 1 :]
+    finals = [i for i, request in enumerate(script.requests) if request == ("POST", "complete")]
+    after = script.requests[finals[1] + 1 :]
     assert sorted(after) == sorted(
         [("PUT", "1/2"), ("PUT", "2/init"), ("PUT", "2/0"), ("PUT", "2/1"), ("POST", "2/end"), ("POST", "complete")]
     ), "a missing segment is sent again; a run the server does not know at all is sent whole and ended"
@@ -218,13 +255,13 @@ async def test_a_server_that_keeps_missing_segments_is_given_up_on(tmp_path: Pat
     script.missing_always = [{"run": 1, "index": 1}]
     with pytest.raises(UploadRefused, match="still misses"):
         await finish(entry, script)
-    assert script.requests.count(("POST", "complete")) == COMPLETE_ATTEMPTS + 1
+    assert script.requests.count(("POST", "complete")) == 1 + COMPLETE_ATTEMPTS + 1  # the early one, then the rounds
     assert script.puts().count("1/1") == COMPLETE_ATTEMPTS + 1
 
 
 async def test_a_completion_whose_answer_was_lost_is_taken_as_done_once_the_server_is_ready(tmp_path: Path) -> None:
     entry = spooled(tmp_path, run_file(1))
-    script = Script(answers={("POST", "complete"): [(409, "not_accepting_segments")]})
+    script = Script(answers={("POST", "complete"): [None, (409, "not_accepting_segments")]})
     script.state = {"status": "READY", "runs": [], "declared_runs": 1, "missing": [], "complete": True}
     assert await finish(entry, script) == "rec"
 

@@ -2,8 +2,9 @@
 
 A run's init segment (`ftyp` + `moov`) goes first, then each media segment (`moof` + `mdat`, about 2 s) the moment it
 is whole on disk, numbered from 0 per run; runs are numbered from 1 in the journal's order (docs/live.md). When a run
-is closed its last segments go and the run is ended with its segment count; `finish` then completes the recording,
-which is READY at once. At most two segments are in flight at a time over all runs, the earliest (run, index) first.
+is closed its last segments go and, at the same time, the run is ended with its segment count and the recording is
+declared complete, so the server makes it READY the moment the last of them lands. At most two segments are in
+flight at a time over all runs, the earliest (run, index) first.
 
 Every request is retried with backoff while the server is unreachable or restarting. A segment refused as corrupt
 (damaged on the way) is read from the spool again and resent; a segment whose run has no init segment on the server
@@ -106,15 +107,23 @@ class SegmentUploader:
 
     async def finish(self) -> str:
         """Send and end every run, then complete the recording (resending what the server misses); returns its id."""
-        for run in self._entry.journal.runs:
+        runs = self._entry.journal.runs
+        for run in runs:
             self.follow(run)
             self.closed(run)
+        # Declared while the last pieces are still on their way, so the server makes the recording READY the moment
+        # the last one lands rather than a round trip later. That answer may count pieces in flight as missing: once
+        # every piece has settled, completion is asked again unless it already said READY, and that answer counts.
+        early = asyncio.create_task(self._declare(len(runs)))
         try:
             counts = await _all(self._tasks.values())
             if not sum(counts):
                 raise UploadRefused("nothing was captured: there is no video to upload")
-            await self._complete(len(self._entry.journal.runs))
+            if not await early:
+                await self._complete(len(runs))
         finally:
+            early.cancel()
+            await asyncio.gather(early, return_exceptions=True)
             await self._stop_workers()
         return self._recording_id
 
@@ -167,15 +176,15 @@ class SegmentUploader:
                         await closed.wait()
             if listing.corrupt:
                 log.warning("%s is not an MP4 past byte %d; sending the segments before", path, listing.scanned)
-            await _all(pending)
+            # The run is ended while its last pieces are on their way: the server waits for them all the same.
+            ending = [] if held is not None and held.ended == listed else [self._end(number, listed)]
+            await _all([*pending, *ending])
         finally:
             for future in pending:
                 if not future.done():
                     future.cancel()
                 elif not future.cancelled():
                     future.exception()  # seen: the first failure is the one raised
-        if held is None or held.ended != listed:
-            await self._end(number, listed)
         return listed
 
     async def _learn(self) -> LiveState | None:
@@ -199,6 +208,15 @@ class SegmentUploader:
             if exc.code == "not_accepting_segments" and await self._server_has_it():
                 return  # an earlier attempt's answer was lost and the recording became READY meanwhile
             raise UploadRefused(exc.message) from exc
+
+    async def _declare(self, runs: int) -> bool:
+        """Declare the runs once, early; True if the server then has the whole recording. Any refusal is left to
+        `_complete`, which asks again once every piece has settled (an early one can precede the first init segment)."""
+        try:
+            state = await retrying(lambda: self._live.complete(self._recording_id, runs), on_retry=self._on_retry)
+        except ServerError:
+            return False
+        return state.status in DONE_STATUSES and not state.missing
 
     async def _complete(self, runs: int) -> None:
         """Declare the runs; send again what the server then says it misses, and ask again (a bounded number of
