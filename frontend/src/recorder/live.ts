@@ -113,15 +113,18 @@ export class LiveTransport implements Transport {
 
   async finish(): Promise<void> {
     this.end();
+    // Completion is declared while the last segment is on its way, so the server makes the link complete the moment
+    // it lands. That answer may count what is still on its way as missing: it settles the matter only if it says
+    // READY; otherwise completion is asked again below, once everything has been answered.
+    const early = this.init?.accepted && !this.fallback ? this.post<LiveState>("complete", { runs: RUN }) : null;
+    early?.catch(() => undefined); // a refusal is left to the rounds below
     await this.ending;
     if (this.fallback) return this.fallback.finish();
+    const first = await early?.catch(() => null);
+    if (first && (first.complete || first.status === "READY")) return this.completed();
     for (let round = 0; ; round += 1) {
       const state = await this.post<LiveState>("complete", { runs: RUN });
-      if (state.complete || state.status === "READY") {
-        window.removeEventListener("online", this.onOnline);
-        this.retained.clear();
-        return this.clear();
-      }
+      if (state.complete || state.status === "READY") return this.completed();
       if (round >= COMPLETE_ROUNDS) {
         const what = state.missing.length > 0 ? `: it is missing ${describe(state.missing)}` : "";
         throw new UploadRefused(`The server did not complete the recording${what}.`);
@@ -140,6 +143,12 @@ export class LiveTransport implements Transport {
       await this.drained();
       if (missing.some((gap) => gap.index === null)) await this.post(`${RUN}/end`, { segments: this.cutter.count });
     }
+  }
+
+  private completed(): void {
+    window.removeEventListener("online", this.onOnline);
+    this.retained.clear();
+    this.clear();
   }
 
   async discard(): Promise<void> {
@@ -202,7 +211,7 @@ export class LiveTransport implements Transport {
     for (const chunk of held) this.fallback.push(chunk);
   }
 
-  /** The recorder has stopped: the last segment, then the run's end. */
+  /** The recorder has stopped: the last segment and the run's end. */
   private async sendRest(): Promise<void> {
     await this.reading;
     if (!this.fallback && !this.refused && !this.over) {
@@ -211,6 +220,15 @@ export class LiveTransport implements Transport {
       } catch (error) {
         this.broken(error);
       }
+    }
+    if (!this.fallback && this.init?.accepted && this.cutter.count > 0) {
+      // The server takes the recording as segments: the run's end goes with its last ones, not after them (the server
+      // waits for them all the same).
+      const ended = this.post(`${RUN}/end`, { segments: this.cutter.count });
+      ended.catch(() => undefined); // awaited below, once the segments are in
+      await this.drained();
+      await ended;
+      return;
     }
     if (!this.fallback) await this.drained();
     if (this.fallback) return this.fallback.end(); // also when the server has refused the codecs meanwhile
