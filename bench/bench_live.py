@@ -4,7 +4,8 @@ live, part 1 (stop -> playable): a 640x360 30 fps clip (the agent benchmark's, a
 in bench/results/clips/) of 10 s, 5 min and 30 min (10 s and 1 min with --quick) is replayed by `framecast
 record --source CLIP --speed 0 --no-input` against one `framecast serve` (embedded default). Stop is the moment the
 agent's capture ffmpeg exits (psutil, 10 ms polls), as in the agent benchmark. Complete is the first poll (every
-20 ms) at which the share link's media playlist ends with #EXT-X-ENDLIST. Then a fresh headless Chromium page
+20 ms, one GET of the media playlist, whose address is learnt before stop) at which the share link's media playlist
+ends with #EXT-X-ENDLIST. Then a fresh headless Chromium page
 opens the share link and clicks Play: playable is its first decoded frame (requestVideoFrameCallback), so stop ->
 playable includes loading the page, its script and media with an empty cache. The page is a new browser context
 each run, made with its blank tab before stop, as a viewer's browser is already running when the link comes: making
@@ -60,6 +61,7 @@ LIVE_TARGET_SECONDS = 10.0
 POLL_SECONDS = 0.02
 PLAYLIST_POLL_SECONDS = 0.1
 TIMEOUT_SECONDS = 3600.0
+COMPLETE_TIMEOUT_SECONDS = 60.0  # stop -> ENDLIST, at most
 FRAME_TIMEOUT_MS = 15_000
 
 
@@ -177,17 +179,26 @@ async def stop_run(server: ServerProcess, browser: Browser, clip: Path, length: 
         httpx.AsyncClient(base_url=server.url, headers=auth, timeout=60) as http,
         fresh_page(browser) as page,
     ):
-        stopped = await agent.capture_ended()
+        ended = asyncio.create_task(agent.capture_ended())
+        await agent.capture_started()  # the recording exists: the agent creates it before capturing
         recording_id = await newest_recording(http)
-        while True:
-            found = await media_playlist(http, recording_id)
-            if found is not None and found[1].rstrip().endswith("#EXT-X-ENDLIST"):
-                complete = time.perf_counter()
-                break
-            await asyncio.sleep(POLL_SECONDS)
         share_url = (await http.get(f"/api/v1/recordings/{recording_id}")).json()["share_url"]
-        playable = await first_frame(page, share_url)
+        # The media playlist's address is learnt while capturing where there is time (one request a poll after stop,
+        # not three); it stays the same when the recording completes.
+        found = None
+        while found is None:
+            found = await media_playlist(http, recording_id)
+            await asyncio.wait([ended], timeout=POLL_SECONDS)
+        stopped = await ended
         url, playlist = found
+        async with asyncio.timeout(COMPLETE_TIMEOUT_SECONDS):
+            while not playlist.rstrip().endswith("#EXT-X-ENDLIST"):
+                await asyncio.sleep(POLL_SECONDS)
+                answer = await http.get(url)
+                answer.raise_for_status()
+                playlist = answer.text
+        complete = time.perf_counter()
+        playable = await first_frame(page, share_url)
         base = url.rsplit("/", 1)[0]
         for uri in uris(playlist):  # every segment is there (not timed)
             (await http.head(f"{base}/{uri}")).raise_for_status()
