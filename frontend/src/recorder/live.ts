@@ -116,11 +116,13 @@ export class LiveTransport implements Transport {
     // Completion is declared while the last segment is on its way, so the server makes the link complete the moment
     // it lands. That answer may count what is still on its way as missing: it settles the matter only if it says
     // READY; otherwise completion is asked again below, once everything has been answered.
-    const early = this.init?.accepted && !this.fallback ? this.post<LiveState>("complete", { runs: RUN }) : null;
-    early?.catch(() => undefined); // a refusal is left to the rounds below
+    const early =
+      this.init?.accepted && !this.fallback
+        ? this.post<LiveState>("complete", { runs: RUN }).catch(() => null) // a refusal is left to the rounds below
+        : null;
     await this.ending;
     if (this.fallback) return this.fallback.finish();
-    const first = await early?.catch(() => null);
+    const first = await early;
     if (first && (first.complete || first.status === "READY")) return this.completed();
     for (let round = 0; ; round += 1) {
       const state = await this.post<LiveState>("complete", { runs: RUN });
